@@ -1,0 +1,198 @@
+"""Policies in, compiled policies out: every expression parsed and type-checked once.
+
+A policy that does not compile is rejected whole, naming the file, document,
+policy, field path (spec.validations[2].expression) and the CEL error with its column.
+"""
+
+from __future__ import annotations
+
+import re
+from dataclasses import dataclass, field
+
+from ._internal.cel.program import CelCompileError, Program, compile_expression
+from .errors import CompileError, Location
+from .models import (
+    Action,
+    CharterPolicy,
+    Domain,
+    FailurePolicy,
+    MatchResources,
+    ParamKind,
+    ParamRef,
+    PolicySpecBase,
+    Severity,
+    ValidatingAdmissionPolicy,
+    ValidatingAdmissionPolicyBinding,
+)
+
+_VARIABLE_REF = re.compile(r"\bvariables\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\])")
+
+# What each kind of expression must evaluate to (DYN is checked at run time).
+_BOOL = ("BOOL", "DYN")
+_STRING = ("STRING", "DYN")
+_STRING_OR_NULL = ("STRING", "NULL", "DYN")
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledExpr:
+    field: str  # spec.validations[0].expression
+    program: Program
+    variables: frozenset[str]  # variables.<name> the expression reads
+
+    @property
+    def source(self) -> str:
+        return self.program.source
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledValidation:
+    index: int
+    expr: CompiledExpr
+    message: str
+    message_expr: CompiledExpr | None
+    reason: str | None
+    name: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledAuditAnnotation:
+    key: str
+    expr: CompiledExpr
+
+
+@dataclass(frozen=True, slots=True)
+class CompiledBinding:
+    name: str  # "" for a charter Policy's own binding
+    actions: tuple[Action, ...]
+    match: MatchResources | None
+    param_ref: ParamRef | None
+    location: Location
+
+
+@dataclass(slots=True)
+class CompiledPolicy:
+    name: str
+    kind: str  # Policy | ValidatingAdmissionPolicy
+    location: Location
+    match: MatchResources | None  # None: every pod-bearing workload (charter Policy only)
+    match_conditions: tuple[tuple[str, CompiledExpr], ...]
+    variables: dict[str, CompiledExpr]
+    validations: tuple[CompiledValidation, ...]
+    audit_annotations: tuple[CompiledAuditAnnotation, ...]
+    failure_policy: FailurePolicy
+    param_kind: ParamKind | None = None
+    domain: Domain = "general"
+    severity: Severity = "medium"
+    description: str = ""
+    remediation: str = ""
+    bindings: list[CompiledBinding] = field(default_factory=list)
+
+    @property
+    def is_vap(self) -> bool:
+        return self.kind == "ValidatingAdmissionPolicy"
+
+
+def referenced_variables(source: str) -> frozenset[str]:
+    return frozenset(a or b for a, b in _VARIABLE_REF.findall(source))
+
+
+def _compile(
+    source: str,
+    field_path: str,
+    location: Location,
+    allowed_types: tuple[str, ...] | None,
+    known_variables: set[str],
+    what: str,
+) -> CompiledExpr:
+    loc = Location(location.file, location.document, location.line, location.policy, field_path, source)
+    try:
+        program = compile_expression(source)
+    except CelCompileError as e:
+        raise CompileError(f"CEL compile error: {e.message}", loc) from e
+    if allowed_types is not None and program.return_type not in allowed_types:
+        want = " or ".join(t.lower() for t in allowed_types if t != "DYN")
+        raise CompileError(f"{what} must evaluate to {want}, but its type is {program.return_type.lower()}", loc)
+    refs = referenced_variables(source)
+    unknown = sorted(refs - known_variables)
+    if unknown:
+        raise CompileError(
+            f"undefined variable {', '.join('variables.' + u for u in unknown)} "
+            f"(defined before this point: {', '.join(sorted(known_variables)) or 'none'})",
+            loc,
+        )
+    return CompiledExpr(field_path, program, refs)
+
+
+def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location) -> CompiledPolicy:
+    loc = Location(location.file, location.document, location.line, name)
+    defined: set[str] = set()
+    variables: dict[str, CompiledExpr] = {}
+    for i, var in enumerate(spec.variables):
+        # A variable may use the ones declared before it, as in the apiserver.
+        variables[var.name] = _compile(var.expression, f"spec.variables[{i}].expression", loc, None, defined, "a variable")
+        defined.add(var.name)
+    conditions = tuple(
+        (mc.name, _compile(mc.expression, f"spec.matchConditions[{i}].expression", loc, _BOOL, defined, "a match condition"))
+        for i, mc in enumerate(spec.match_conditions)
+    )
+    validations = tuple(
+        CompiledValidation(
+            index=i,
+            expr=_compile(v.expression, f"spec.validations[{i}].expression", loc, _BOOL, defined, "a validation"),
+            message=v.message,
+            message_expr=(
+                _compile(v.message_expression, f"spec.validations[{i}].messageExpression", loc, _STRING, defined, "a messageExpression")
+                if v.message_expression
+                else None
+            ),
+            reason=v.reason,
+            name=v.name,
+        )
+        for i, v in enumerate(spec.validations)
+    )
+    annotations = tuple(
+        CompiledAuditAnnotation(
+            a.key,
+            _compile(a.value_expression, f"spec.auditAnnotations[{i}].valueExpression", loc, _STRING_OR_NULL, defined, "an audit annotation"),
+        )
+        for i, a in enumerate(spec.audit_annotations)
+    )
+    return CompiledPolicy(
+        name=name,
+        kind=kind,
+        location=location,
+        match=spec.match_constraints,
+        match_conditions=conditions,
+        variables=variables,
+        validations=validations,
+        audit_annotations=annotations,
+        failure_policy=spec.failure_policy,
+    )
+
+
+def compile_charter_policy(policy: CharterPolicy, location: Location) -> CompiledPolicy:
+    spec = policy.spec
+    compiled = _compile_spec(policy.metadata.name, "Policy", spec, location)
+    compiled.domain = spec.domain
+    compiled.severity = spec.severity
+    compiled.description = spec.description
+    compiled.remediation = spec.remediation
+    compiled.bindings.append(CompiledBinding("", tuple(spec.validation_actions), None, None, location))
+    return compiled
+
+
+def compile_vap(policy: ValidatingAdmissionPolicy, location: Location) -> CompiledPolicy:
+    spec = policy.spec
+    if not spec.match_constraints.resource_rules:
+        raise CompileError(
+            "matchConstraints.resourceRules is required",
+            Location(location.file, location.document, location.line, policy.metadata.name, "spec.matchConstraints.resourceRules"),
+        )
+    compiled = _compile_spec(policy.metadata.name, "ValidatingAdmissionPolicy", spec, location)
+    compiled.param_kind = spec.param_kind
+    return compiled
+
+
+def compile_binding(binding: ValidatingAdmissionPolicyBinding, location: Location) -> CompiledBinding:
+    s = binding.spec
+    return CompiledBinding(binding.metadata.name, tuple(s.validation_actions), s.match_resources, s.param_ref, location)

@@ -1,0 +1,206 @@
+"""Every policy against one request: match, bind, collect params, validate, apply exceptions.
+
+Follows k8s.io/apiserver/pkg/admission/plugin/policy/validating/dispatcher.go so that
+an unmodified ValidatingAdmissionPolicy and its bindings decide as the apiserver would.
+This is the one evaluation path: the webhook and `charter check` both call `Engine.evaluate`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from datetime import UTC, datetime
+from typing import Any
+
+from ._internal.kinds import kind_info, split_api_version
+from .compiler import CompiledBinding, CompiledPolicy
+from .loader import ContextObjects, PolicySet
+from .matcher import MatchResult, matches, selector_matches
+from .normalize import normalize
+from .policy_exceptions import apply_exceptions
+from .request import Attributes
+from .results import Decision, Finding, PolicyOutcome
+from .validator import validate
+
+ProvenanceProvider = Callable[[dict[str, Any]], dict[str, Any]]
+
+
+class ParamError(Exception):
+    """A binding whose params cannot be collected: a configuration error, as in the apiserver."""
+
+
+def _meta(obj: dict[str, Any]) -> dict[str, Any]:
+    m = obj.get("metadata")
+    return m if isinstance(m, dict) else {}
+
+
+class Engine:
+    """Compiled policies plus the cluster context they are evaluated in."""
+
+    def __init__(
+        self,
+        policies: PolicySet,
+        context: ContextObjects | None = None,
+        *,
+        now: Callable[[], datetime] | None = None,
+        provenance: ProvenanceProvider | None = None,
+    ) -> None:
+        self.policies = policies
+        self.context = context or ContextObjects()
+        self._now = now or (lambda: datetime.now(UTC))
+        self._provenance = provenance
+        self._cluster_view = self.context.cluster.view() if self.context.cluster is not None else {}
+
+    # -- matching -------------------------------------------------------------------------------
+
+    def _policy_matches(self, policy: CompiledPolicy, attrs: Attributes, workload: dict[str, Any]) -> MatchResult:
+        m = policy.match
+        if m is None or not m.resource_rules:
+            # A charter Policy without resource rules covers every pod-bearing workload (autogen):
+            # it is written against `workload`, which normalization fills for every such kind.
+            if not workload.get("podTemplates"):
+                return MatchResult(False)
+            if m is None:
+                return MatchResult(True)
+        return matches(m, attrs)
+
+    def _binding_matches(self, binding: CompiledBinding, attrs: Attributes) -> MatchResult:
+        if binding.match is None:
+            return MatchResult(True)
+        return matches(binding.match, attrs)
+
+    # -- params -----------------------------------------------------------------------------------
+
+    def _collect_params(self, policy: CompiledPolicy, binding: CompiledBinding, attrs: Attributes) -> list[dict[str, Any] | None]:
+        """generic.CollectParams: the param objects a binding selects, from the context objects."""
+        if policy.param_kind is None:
+            return [None]
+        ref = binding.param_ref
+        if ref is None:
+            raise ParamError(f"policy {policy.name!r} has paramKind {policy.param_kind.kind} but binding {binding.name!r} has no paramRef")
+        group, _ = split_api_version(policy.param_kind.api_version)
+        namespaced = kind_info(group, policy.param_kind.kind).namespaced
+        namespace = ""
+        if namespaced:
+            namespace = ref.namespace or attrs.namespace
+            if not namespace:
+                raise ParamError("cannot use namespaced paramRef in policy binding that matches cluster-scoped resources")
+        elif ref.namespace:
+            raise ParamError(f"paramRef.namespace must not be set for cluster-scoped paramKind {policy.param_kind.kind}")
+        found: list[dict[str, Any] | None] = []
+        for obj in self.context.objects:
+            if obj.get("apiVersion") != policy.param_kind.api_version or obj.get("kind") != policy.param_kind.kind:
+                continue
+            meta = _meta(obj)
+            if namespaced and (meta.get("namespace") or "default") != namespace:
+                continue
+            if ref.name is not None:
+                if meta.get("name") == ref.name:
+                    found.append(obj)
+            elif selector_matches(ref.selector, {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}):
+                found.append(obj)
+        if not found and ref.parameter_not_found_action == "Deny":
+            raise ParamError("no params found for policy binding with `Deny` parameterNotFoundAction")
+        return found
+
+    # -- evaluation -------------------------------------------------------------------------------
+
+    def base_activation(self, attrs: Attributes, workload: dict[str, Any]) -> dict[str, Any]:
+        return {
+            "object": attrs.object,
+            "oldObject": attrs.old_object,
+            "request": attrs.request_view(),
+            "namespaceObject": attrs.namespace_object,
+            "params": None,
+            "workload": workload,
+            "cluster": self._cluster_view,
+            "catalog": self.context.catalog,
+            "provenance": self._provenance(workload) if self._provenance is not None else {},
+        }
+
+    def evaluate(self, attrs: Attributes, *, related: Sequence[dict[str, Any]] = (), explain: bool = False) -> Decision:
+        if not attrs.namespace_known and attrs.namespace and attrs.namespace in self.context.namespaces:
+            attrs.namespace_object = self.context.namespaces[attrs.namespace]
+            attrs.namespace_known = True
+        workload = normalize(attrs.subject, related)
+        base = self.base_activation(attrs, workload)
+        outcomes = [self._evaluate_policy(p, attrs, workload, base, explain) for p in self.policies.policies]
+        decision = Decision(attrs, outcomes, workload)
+        findings = decision.findings()
+        decision.expired_exceptions = apply_exceptions(self.policies.exceptions, attrs, findings, self._now())
+        for exc in decision.expired_exceptions:
+            decision.notes.append(
+                f"exception {exc.name!r} ({exc.ticket}) expired at {exc.expires.isoformat()} and no longer applies"
+            )
+        return decision
+
+    def _evaluate_policy(
+        self, policy: CompiledPolicy, attrs: Attributes, workload: dict[str, Any], base: dict[str, Any], explain: bool
+    ) -> PolicyOutcome:
+        outcome = PolicyOutcome(policy.name, policy.kind, policy.domain, policy.severity, False, policy.failure_policy)
+        m = self._policy_matches(policy, attrs, workload)
+        if not m.matches:
+            outcome.unresolved = m.unresolved
+            return outcome
+        fail = policy.failure_policy == "Fail"
+        trace: list[dict[str, Any]] | None = [] if explain else None
+        for binding in policy.bindings:
+            bm = self._binding_matches(binding, attrs)
+            if not bm.matches:
+                if bm.unresolved:
+                    outcome.unresolved = bm.unresolved
+                continue
+            outcome.matched = True
+            try:
+                params = self._collect_params(policy, binding, attrs)
+            except ParamError as e:
+                if fail:
+                    outcome.findings.append(
+                        Finding(policy.name, binding.name, "error", ("Deny",), f"failed to configure binding: {e}", "Invalid")
+                    )
+                else:
+                    outcome.findings.append(Finding(policy.name, binding.name, "error", (), f"failed to configure binding: {e}", "Invalid"))
+                continue
+            for param in params:
+                result = validate(policy, {**base, "params": param}, explain=explain)
+                if trace is not None and result.trace is not None:
+                    trace.append({"binding": binding.name, "param": _meta(param).get("name") if param else None, "steps": result.trace})
+                if not result.matched:
+                    continue
+                outcome.evaluations += len(policy.validations)
+                param_name = _meta(param).get("name") if param else None
+                for d in result.decisions:
+                    if d.evaluation == "admit":
+                        continue
+                    if d.direct:
+                        actions: tuple[str, ...] = ("Deny",)
+                    elif d.action == "deny":
+                        actions = binding.actions
+                    else:
+                        actions = ()  # an error under failurePolicy Ignore: recorded, admits
+                    v = policy.validations[d.validation] if d.validation is not None else None
+                    outcome.findings.append(
+                        Finding(
+                            policy=policy.name,
+                            binding=binding.name,
+                            kind="error" if d.evaluation == "error" else "violation",
+                            actions=actions,
+                            message=d.message,
+                            reason=d.reason or ("InternalError" if d.evaluation == "error" else "Invalid"),
+                            validation=d.validation,
+                            validation_name=v.name if v is not None else None,
+                            field=d.field,
+                            expression=d.expression,
+                            param=param_name,
+                        )
+                    )
+                for key, value in result.audit_annotations.items():
+                    prev = outcome.audit_annotations.get(key)
+                    # Distinct values from several bindings/params are joined, as the apiserver does.
+                    if prev is None:
+                        outcome.audit_annotations[key] = value
+                    elif value not in prev.split(", "):
+                        outcome.audit_annotations[key] = f"{prev}, {value}"
+        if not outcome.matched and outcome.unresolved is None:
+            return outcome
+        outcome.trace = trace
+        return outcome
