@@ -25,7 +25,13 @@ _DECIMAL = {
     "E": Decimal("1e18"),
 }
 # Same grammar as resource.ParseQuantity: a signed decimal number, then one suffix.
-_QUANTITY_RE = re.compile(r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$")
+_QUANTITY_RE = re.compile(
+    r"^([+-]?(?:[0-9]+(?:\.[0-9]*)?|\.[0-9]+))(Ki|Mi|Gi|Ti|Pi|Ei|[numkMGTPE]|[eE][+-]?[0-9]+)?$"
+)
+_UPSTREAM_FORMAT_RE = re.compile(r"^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$")
+ERR_FORMAT = "quantities must match the regular expression '^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$'"
+ERR_NUMERIC = "unable to parse quantity's numeric part"
+ERR_SUFFIX = "unable to parse quantity's suffix"
 _MAX_LEN = 64  # longer strings are not quantities; bounds Decimal work on hostile input
 _MAX_EXPONENT = 1000
 
@@ -82,8 +88,13 @@ def parse_quantity(raw: str | int | float) -> Quantity:
         raise QuantityError(f"{raw!r} is not a quantity")
     m = _QUANTITY_RE.match(text)
     if m is None:
-        raise QuantityError(f"quantities must match the regular expression "
-                            f"'^([+-]?[0-9.]+)([eEinumkKMGTP]*[-+]?[0-9]*)$': {raw!r}")
+        # resource.ParseQuantity's two messages: the text's shape, then its suffix.
+        shape = _UPSTREAM_FORMAT_RE.match(text)
+        if shape is None:
+            raise QuantityError(ERR_FORMAT)
+        if not re.fullmatch(r"[0-9]+(?:\.[0-9]*)?|\.[0-9]+", shape.group(1).lstrip("+-")):
+            raise QuantityError(ERR_NUMERIC)
+        raise QuantityError(ERR_SUFFIX)
     number, suffix = m.group(1), m.group(2) or ""
     try:
         base = Decimal(number)
