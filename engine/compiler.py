@@ -25,7 +25,9 @@ from .models import (
     ValidatingAdmissionPolicyBinding,
 )
 
-_VARIABLE_REF = re.compile(r"\bvariables\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\])")
+_VARIABLE_REF = re.compile(
+    r"\bvariables\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\])"
+)
 
 # What each kind of expression must evaluate to (DYN is checked at run time).
 _BOOL = ("BOOL", "DYN")
@@ -111,7 +113,9 @@ def _compile(
         raise CompileError(f"CEL compile error: {e.message}", loc) from e
     if allowed_types is not None and program.return_type not in allowed_types:
         want = " or ".join(t.lower() for t in allowed_types if t != "DYN")
-        raise CompileError(f"{what} must evaluate to {want}, but its type is {program.return_type.lower()}", loc)
+        raise CompileError(
+            f"{what} must evaluate to {want}, but its type is {program.return_type.lower()}", loc
+        )
     refs = referenced_variables(source)
     unknown = sorted(refs - known_variables)
     if unknown:
@@ -129,19 +133,40 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
     variables: dict[str, CompiledExpr] = {}
     for i, var in enumerate(spec.variables):
         # A variable may use the ones declared before it, as in the apiserver.
-        variables[var.name] = _compile(var.expression, f"spec.variables[{i}].expression", loc, None, defined, "a variable")
+        variables[var.name] = _compile(
+            var.expression, f"spec.variables[{i}].expression", loc, None, defined, "a variable"
+        )
         defined.add(var.name)
     conditions = tuple(
-        (mc.name, _compile(mc.expression, f"spec.matchConditions[{i}].expression", loc, _BOOL, defined, "a match condition"))
+        (
+            mc.name,
+            _compile(
+                mc.expression,
+                f"spec.matchConditions[{i}].expression",
+                loc,
+                _BOOL,
+                defined,
+                "a match condition",
+            ),
+        )
         for i, mc in enumerate(spec.match_conditions)
     )
     validations = tuple(
         CompiledValidation(
             index=i,
-            expr=_compile(v.expression, f"spec.validations[{i}].expression", loc, _BOOL, defined, "a validation"),
+            expr=_compile(
+                v.expression, f"spec.validations[{i}].expression", loc, _BOOL, defined, "a validation"
+            ),
             message=v.message,
             message_expr=(
-                _compile(v.message_expression, f"spec.validations[{i}].messageExpression", loc, _STRING, defined, "a messageExpression")
+                _compile(
+                    v.message_expression,
+                    f"spec.validations[{i}].messageExpression",
+                    loc,
+                    _STRING,
+                    defined,
+                    "a messageExpression",
+                )
                 if v.message_expression
                 else None
             ),
@@ -153,7 +178,14 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
     annotations = tuple(
         CompiledAuditAnnotation(
             a.key,
-            _compile(a.value_expression, f"spec.auditAnnotations[{i}].valueExpression", loc, _STRING_OR_NULL, defined, "an audit annotation"),
+            _compile(
+                a.value_expression,
+                f"spec.auditAnnotations[{i}].valueExpression",
+                loc,
+                _STRING_OR_NULL,
+                defined,
+                "an audit annotation",
+            ),
         )
         for i, a in enumerate(spec.audit_annotations)
     )
@@ -186,7 +218,13 @@ def compile_vap(policy: ValidatingAdmissionPolicy, location: Location) -> Compil
     if not spec.match_constraints.resource_rules:
         raise CompileError(
             "matchConstraints.resourceRules is required",
-            Location(location.file, location.document, location.line, policy.metadata.name, "spec.matchConstraints.resourceRules"),
+            Location(
+                location.file,
+                location.document,
+                location.line,
+                policy.metadata.name,
+                "spec.matchConstraints.resourceRules",
+            ),
         )
     compiled = _compile_spec(policy.metadata.name, "ValidatingAdmissionPolicy", spec, location)
     compiled.param_kind = spec.param_kind
@@ -195,4 +233,6 @@ def compile_vap(policy: ValidatingAdmissionPolicy, location: Location) -> Compil
 
 def compile_binding(binding: ValidatingAdmissionPolicyBinding, location: Location) -> CompiledBinding:
     s = binding.spec
-    return CompiledBinding(binding.metadata.name, tuple(s.validation_actions), s.match_resources, s.param_ref, location)
+    return CompiledBinding(
+        binding.metadata.name, tuple(s.validation_actions), s.match_resources, s.param_ref, location
+    )

@@ -52,7 +52,9 @@ class Engine:
 
     # -- matching -------------------------------------------------------------------------------
 
-    def _policy_matches(self, policy: CompiledPolicy, attrs: Attributes, workload: dict[str, Any]) -> MatchResult:
+    def _policy_matches(
+        self, policy: CompiledPolicy, attrs: Attributes, workload: dict[str, Any]
+    ) -> MatchResult:
         m = policy.match
         if m is None or not m.resource_rules:
             # A charter Policy without resource rules covers every pod-bearing workload (autogen):
@@ -70,25 +72,36 @@ class Engine:
 
     # -- params -----------------------------------------------------------------------------------
 
-    def _collect_params(self, policy: CompiledPolicy, binding: CompiledBinding, attrs: Attributes) -> list[dict[str, Any] | None]:
+    def _collect_params(
+        self, policy: CompiledPolicy, binding: CompiledBinding, attrs: Attributes
+    ) -> list[dict[str, Any] | None]:
         """generic.CollectParams: the param objects a binding selects, from the context objects."""
         if policy.param_kind is None:
             return [None]
         ref = binding.param_ref
         if ref is None:
-            raise ParamError(f"policy {policy.name!r} has paramKind {policy.param_kind.kind} but binding {binding.name!r} has no paramRef")
+            raise ParamError(
+                f"policy {policy.name!r} has paramKind {policy.param_kind.kind} but binding {binding.name!r} has no paramRef"
+            )
         group, _ = split_api_version(policy.param_kind.api_version)
         namespaced = kind_info(group, policy.param_kind.kind).namespaced
         namespace = ""
         if namespaced:
             namespace = ref.namespace or attrs.namespace
             if not namespace:
-                raise ParamError("cannot use namespaced paramRef in policy binding that matches cluster-scoped resources")
+                raise ParamError(
+                    "cannot use namespaced paramRef in policy binding that matches cluster-scoped resources"
+                )
         elif ref.namespace:
-            raise ParamError(f"paramRef.namespace must not be set for cluster-scoped paramKind {policy.param_kind.kind}")
+            raise ParamError(
+                f"paramRef.namespace must not be set for cluster-scoped paramKind {policy.param_kind.kind}"
+            )
         found: list[dict[str, Any] | None] = []
         for obj in self.context.objects:
-            if obj.get("apiVersion") != policy.param_kind.api_version or obj.get("kind") != policy.param_kind.kind:
+            if (
+                obj.get("apiVersion") != policy.param_kind.api_version
+                or obj.get("kind") != policy.param_kind.kind
+            ):
                 continue
             meta = _meta(obj)
             if namespaced and (meta.get("namespace") or "default") != namespace:
@@ -96,7 +109,9 @@ class Engine:
             if ref.name is not None:
                 if meta.get("name") == ref.name:
                     found.append(obj)
-            elif selector_matches(ref.selector, {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}):
+            elif selector_matches(
+                ref.selector, {str(k): str(v) for k, v in (meta.get("labels") or {}).items()}
+            ):
                 found.append(obj)
         if not found and ref.parameter_not_found_action == "Deny":
             raise ParamError("no params found for policy binding with `Deny` parameterNotFoundAction")
@@ -117,7 +132,9 @@ class Engine:
             "provenance": self._provenance(workload) if self._provenance is not None else {},
         }
 
-    def evaluate(self, attrs: Attributes, *, related: Sequence[dict[str, Any]] = (), explain: bool = False) -> Decision:
+    def evaluate(
+        self, attrs: Attributes, *, related: Sequence[dict[str, Any]] = (), explain: bool = False
+    ) -> Decision:
         if not attrs.namespace_known and attrs.namespace and attrs.namespace in self.context.namespaces:
             attrs.namespace_object = self.context.namespaces[attrs.namespace]
             attrs.namespace_known = True
@@ -134,9 +151,16 @@ class Engine:
         return decision
 
     def _evaluate_policy(
-        self, policy: CompiledPolicy, attrs: Attributes, workload: dict[str, Any], base: dict[str, Any], explain: bool
+        self,
+        policy: CompiledPolicy,
+        attrs: Attributes,
+        workload: dict[str, Any],
+        base: dict[str, Any],
+        explain: bool,
     ) -> PolicyOutcome:
-        outcome = PolicyOutcome(policy.name, policy.kind, policy.domain, policy.severity, False, policy.failure_policy)
+        outcome = PolicyOutcome(
+            policy.name, policy.kind, policy.domain, policy.severity, False, policy.failure_policy
+        )
         m = self._policy_matches(policy, attrs, workload)
         if not m.matches:
             outcome.unresolved = m.unresolved
@@ -155,15 +179,37 @@ class Engine:
             except ParamError as e:
                 if fail:
                     outcome.findings.append(
-                        Finding(policy.name, binding.name, "error", ("Deny",), f"failed to configure binding: {e}", "Invalid")
+                        Finding(
+                            policy.name,
+                            binding.name,
+                            "error",
+                            ("Deny",),
+                            f"failed to configure binding: {e}",
+                            "Invalid",
+                        )
                     )
                 else:
-                    outcome.findings.append(Finding(policy.name, binding.name, "error", (), f"failed to configure binding: {e}", "Invalid"))
+                    outcome.findings.append(
+                        Finding(
+                            policy.name,
+                            binding.name,
+                            "error",
+                            (),
+                            f"failed to configure binding: {e}",
+                            "Invalid",
+                        )
+                    )
                 continue
             for param in params:
                 result = validate(policy, {**base, "params": param}, explain=explain)
                 if trace is not None and result.trace is not None:
-                    trace.append({"binding": binding.name, "param": _meta(param).get("name") if param else None, "steps": result.trace})
+                    trace.append(
+                        {
+                            "binding": binding.name,
+                            "param": _meta(param).get("name") if param else None,
+                            "steps": result.trace,
+                        }
+                    )
                 if not result.matched:
                     continue
                 outcome.evaluations += len(policy.validations)

@@ -62,7 +62,9 @@ def expand_paths(paths: Iterable[str]) -> tuple[list[str], list[InputError]]:
             found = sorted(
                 str(f)
                 for f in p.rglob("*")
-                if f.is_file() and f.suffix in MANIFEST_SUFFIXES and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                if f.is_file()
+                and f.suffix in MANIFEST_SUFFIXES
+                and not any(part.startswith(".") for part in f.relative_to(p).parts)
             )
             files.extend(found)
         elif p.is_file():
@@ -79,7 +81,9 @@ def read_text(source: str) -> str:
     try:
         size = p.stat().st_size
         if size > MAX_FILE_BYTES:
-            raise InputError(f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit", Location(file=source))
+            raise InputError(
+                f"file is {size} bytes, over the {MAX_FILE_BYTES}-byte limit", Location(file=source)
+            )
         return p.read_text(encoding="utf-8")
     except UnicodeDecodeError as e:
         raise InputError(f"not UTF-8 text: {e.reason} at byte {e.start}", Location(file=source)) from e
@@ -94,7 +98,9 @@ def parse_documents(text: str, source: str) -> Iterator[Document]:
         try:
             data = json.loads(text)
         except json.JSONDecodeError as e:
-            raise InputError(f"invalid JSON: {e.msg} (column {e.colno})", Location(file=source, document=0, line=e.lineno)) from e
+            raise InputError(
+                f"invalid JSON: {e.msg} (column {e.colno})", Location(file=source, document=0, line=e.lineno)
+            ) from e
         yield Document(source, 0, 1, data)
         return
     loader = _Loader(text)
@@ -138,6 +144,15 @@ def expand_list(doc: Document) -> list[Document]:
     data = doc.data
     if data is None:
         return []
-    if isinstance(data, dict) and isinstance(data.get("kind"), str) and data["kind"].endswith("List") and isinstance(data.get("items"), list):
-        return [Document(doc.source, doc.index, doc.line, item, item=i) for i, item in enumerate(data["items"]) if item is not None]
+    if (
+        isinstance(data, dict)
+        and isinstance(data.get("kind"), str)
+        and data["kind"].endswith("List")
+        and isinstance(data.get("items"), list)
+    ):
+        return [
+            Document(doc.source, doc.index, doc.line, item, item=i)
+            for i, item in enumerate(data["items"])
+            if item is not None
+        ]
     return [doc]

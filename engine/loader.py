@@ -15,7 +15,7 @@ from typing import Any, TypeVar
 
 from pydantic import BaseModel, ValidationError
 
-from .compiler import CompiledPolicy, compile_binding, compile_charter_policy, compile_vap
+from .compiler import CompiledBinding, CompiledPolicy, compile_binding, compile_charter_policy, compile_vap
 from .documents import Document, read_documents
 from .errors import CharterError, ContextError, Location, PolicyLoadError
 from .models import (
@@ -120,19 +120,23 @@ def _digest(docs: Sequence[Document]) -> str:
     return "sha256:" + h.hexdigest()
 
 
-def build_policy_set(docs: Iterable[Document], errors: list[CharterError]) -> tuple[PolicySet, list[Document]]:
+def build_policy_set(
+    docs: Iterable[Document], errors: list[CharterError]
+) -> tuple[PolicySet, list[Document]]:
     """Compile the policies, bindings and exceptions among `docs`; return the other documents too."""
     pset = PolicySet()
     policy_docs: list[Document] = []
     others: list[Document] = []
-    bindings = []
+    bindings: list[tuple[ValidatingAdmissionPolicyBinding, CompiledBinding]] = []
     names: dict[str, Document] = {}
     for doc in docs:
         what = classify(doc)
         try:
             if what == "policy":
                 model = parse_model(CharterPolicy, doc, _name_of(doc.data))
-                compiled = compile_charter_policy(model, Location(doc.source, doc.index, doc.line, model.metadata.name))
+                compiled = compile_charter_policy(
+                    model, Location(doc.source, doc.index, doc.line, model.metadata.name)
+                )
             elif what == "vap":
                 vap = parse_model(ValidatingAdmissionPolicy, doc, _name_of(doc.data))
                 compiled = compile_vap(vap, Location(doc.source, doc.index, doc.line, vap.metadata.name))
@@ -142,11 +146,16 @@ def build_policy_set(docs: Iterable[Document], errors: list[CharterError]) -> tu
                 policy_docs.append(doc)
                 continue
             elif what == "exception":
-                pset.exceptions.append(LoadedException(parse_model(PolicyException, doc, _name_of(doc.data)), doc))
+                pset.exceptions.append(
+                    LoadedException(parse_model(PolicyException, doc, _name_of(doc.data)), doc)
+                )
                 policy_docs.append(doc)
                 continue
             elif what == "unknown-charter":
-                raise PolicyLoadError(f"unknown kind {doc.data.get('kind')!r} for apiVersion {CHARTER_API_VERSION}", doc.location)
+                raise PolicyLoadError(
+                    f"unknown kind {doc.data.get('kind')!r} for apiVersion {CHARTER_API_VERSION}",
+                    doc.location,
+                )
             else:
                 others.append(doc)
                 continue
@@ -155,25 +164,42 @@ def build_policy_set(docs: Iterable[Document], errors: list[CharterError]) -> tu
             continue
         if compiled.name in names:
             first = names[compiled.name]
-            errors.append(PolicyLoadError(f"duplicate policy name {compiled.name!r} (first defined in {first.source}, document {first.index})", doc.location))
+            errors.append(
+                PolicyLoadError(
+                    f"duplicate policy name {compiled.name!r} (first defined in {first.source}, document {first.index})",
+                    doc.location,
+                )
+            )
             continue
         names[compiled.name] = doc
         pset.policies.append(compiled)
         policy_docs.append(doc)
     by_name = pset.by_name()
-    for model, binding in bindings:
-        policy = by_name.get(model.spec.policy_name)
+    for bmodel, binding in bindings:
+        policy = by_name.get(bmodel.spec.policy_name)
         if policy is None or not policy.is_vap:
             # The apiserver leaves such a binding silently inactive (kubernetes#117263); say so.
-            errors.append(PolicyLoadError(f"binding {model.metadata.name!r} refers to ValidatingAdmissionPolicy {model.spec.policy_name!r}, which was not given", binding.location))
+            errors.append(
+                PolicyLoadError(
+                    f"binding {bmodel.metadata.name!r} refers to ValidatingAdmissionPolicy {bmodel.spec.policy_name!r}, which was not given",
+                    binding.location,
+                )
+            )
             continue
         if policy.param_kind is None and binding.param_ref is not None:
-            errors.append(PolicyLoadError(f"binding {model.metadata.name!r} sets paramRef but policy {policy.name!r} has no paramKind", binding.location))
+            errors.append(
+                PolicyLoadError(
+                    f"binding {bmodel.metadata.name!r} sets paramRef but policy {policy.name!r} has no paramKind",
+                    binding.location,
+                )
+            )
             continue
         policy.bindings.append(binding)
     for p in pset.policies:
         if p.is_vap and not p.bindings:
-            pset.notes.append(f"{p.location.render()}: ValidatingAdmissionPolicy has no binding, so it is not enforced")
+            pset.notes.append(
+                f"{p.location.render()}: ValidatingAdmissionPolicy has no binding, so it is not enforced"
+            )
     pset.digest = _digest(policy_docs)
     return pset, others
 
@@ -188,7 +214,9 @@ def load_policy_set(paths: Iterable[str]) -> tuple[PolicySet, ContextObjects, li
     return pset, ctx, errors
 
 
-def add_context(ctx: ContextObjects, docs: Iterable[Document], errors: list[CharterError], *, keep_resources: bool = True) -> list[Document]:
+def add_context(
+    ctx: ContextObjects, docs: Iterable[Document], errors: list[CharterError], *, keep_resources: bool = True
+) -> list[Document]:
     """Fold cluster profiles, catalogs, request contexts and namespaces into `ctx`; return the rest."""
     rest: list[Document] = []
     for doc in docs:
@@ -197,7 +225,10 @@ def add_context(ctx: ContextObjects, docs: Iterable[Document], errors: list[Char
             if what == "cluster":
                 profile = parse_model(ClusterProfile, doc, _name_of(doc.data))
                 if ctx.cluster is not None and ctx.cluster.metadata.name != profile.metadata.name:
-                    raise ContextError(f"a second ClusterProfile {profile.metadata.name!r}; charter evaluates against one cluster at a time (first: {ctx.cluster.metadata.name!r})", doc.location)
+                    raise ContextError(
+                        f"a second ClusterProfile {profile.metadata.name!r}; charter evaluates against one cluster at a time (first: {ctx.cluster.metadata.name!r})",
+                        doc.location,
+                    )
                 ctx.cluster = profile
             elif what == "catalog":
                 merge_catalog(ctx.catalog, parse_model(Catalog, doc, _name_of(doc.data)), doc)
@@ -228,11 +259,15 @@ def merge_catalog(target: dict[str, Any], catalog: Catalog, doc: Document) -> No
             keyed: dict[str, Any] = {}
             for i, entry in enumerate(entries):
                 if not isinstance(entry, dict) or not isinstance(entry.get("id"), str):
-                    raise ContextError(f"catalog section {section!r} entry {i} needs a string `id`", doc.location)
+                    raise ContextError(
+                        f"catalog section {section!r} entry {i} needs a string `id`", doc.location
+                    )
                 keyed[entry["id"]] = entry
             entries = keyed
         existing = target.setdefault(section, {})
         for key, value in entries.items():
             if key in existing:
-                raise ContextError(f"catalog {catalog.metadata.name!r}: {section}[{key!r}] is defined twice", doc.location)
+                raise ContextError(
+                    f"catalog {catalog.metadata.name!r}: {section}[{key!r}] is defined twice", doc.location
+                )
             existing[key] = value

@@ -135,6 +135,8 @@ def matches(constraints: MatchResources, attrs: Attributes) -> MatchResult:
     # A binding's matchResources with no rules matches every resource the policy matched.
     if constraints.resource_rules and not _rules_match(constraints.resource_rules, attrs, equivalent):
         return NO_MATCH
-    if constraints.exclude_resource_rules and _rules_match(constraints.exclude_resource_rules, attrs, equivalent):
+    if constraints.exclude_resource_rules and _rules_match(
+        constraints.exclude_resource_rules, attrs, equivalent
+    ):
         return NO_MATCH
     return MATCH

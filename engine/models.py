@@ -227,7 +227,9 @@ class PolicyExceptionSpec(Model):
     @classmethod
     def _timezone_required(cls, v: datetime) -> datetime:
         if v.tzinfo is None:
-            raise ValueError("expires must be an RFC 3339 timestamp with a time zone, e.g. 2026-12-31T23:59:59Z")
+            raise ValueError(
+                "expires must be an RFC 3339 timestamp with a time zone, e.g. 2026-12-31T23:59:59Z"
+            )
         return v
 
 

@@ -48,7 +48,9 @@ def covers(exc: LoadedException, finding: Finding) -> bool:
 
 def use_of(exc: LoadedException) -> ExceptionUse:
     s = exc.model.spec
-    return ExceptionUse(exc.model.metadata.name, s.ticket, s.approved_by, s.reason, s.expires, exc.document.source)
+    return ExceptionUse(
+        exc.model.metadata.name, s.ticket, s.approved_by, s.reason, s.expires, exc.document.source
+    )
 
 
 def apply_exceptions(

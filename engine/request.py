@@ -94,9 +94,8 @@ def attributes_for_object(
     info = kind_info(group, kind)
     meta = obj.get("metadata")
     meta = meta if isinstance(meta, dict) else {}
-    name = meta.get("name") if isinstance(meta.get("name"), str) else ""
-    if not name and isinstance(meta.get("generateName"), str):
-        name = ""
+    raw_name = meta.get("name")
+    name = raw_name if isinstance(raw_name, str) else ""
     namespace = ""
     if info.namespaced:
         ns = meta.get("namespace")

@@ -121,7 +121,11 @@ class Decision:
 
 
 def _who(f: Finding) -> str:
-    return f"ValidatingAdmissionPolicy '{f.policy}' with binding '{f.binding}'" if f.binding else f"policy '{f.policy}'"
+    return (
+        f"ValidatingAdmissionPolicy '{f.policy}' with binding '{f.binding}'"
+        if f.binding
+        else f"policy '{f.policy}'"
+    )
 
 
 def denial_text(f: Finding) -> str:

@@ -41,7 +41,9 @@ class ValidateResult:
 class _Scope:
     """The activation for one evaluation, with variables computed on first use."""
 
-    def __init__(self, policy: CompiledPolicy, base: dict[str, Any], trace: list[dict[str, Any]] | None) -> None:
+    def __init__(
+        self, policy: CompiledPolicy, base: dict[str, Any], trace: list[dict[str, Any]] | None
+    ) -> None:
         self.policy = policy
         self.base = base
         self.values: dict[str, Any] = {}
@@ -125,13 +127,17 @@ def validate(policy: CompiledPolicy, base: dict[str, Any], *, explain: bool = Fa
             trace.append({"step": "matchCondition", "name": name, "value": value, "error": err})
         if err is not None:
             msg = f"failed to evaluate matchCondition {name!r}: {err}"
-            result.decisions.append(Decision(None, error_action, "error", msg, field=cond.field, expression=cond.source))
+            result.decisions.append(
+                Decision(None, error_action, "error", msg, field=cond.field, expression=cond.source)
+            )
             return result
         if value is not True:
             # A false match condition (or one that is not a bool) means the policy does not apply.
             if not isinstance(value, bool):
                 msg = f"matchCondition {name!r} evaluated to {type(value).__name__}, not bool"
-                result.decisions.append(Decision(None, error_action, "error", msg, field=cond.field, expression=cond.source))
+                result.decisions.append(
+                    Decision(None, error_action, "error", msg, field=cond.field, expression=cond.source)
+                )
                 return result
             result.matched = False
             return result
@@ -139,14 +145,33 @@ def validate(policy: CompiledPolicy, base: dict[str, Any], *, explain: bool = Fa
     for v in policy.validations:
         value, err = scope.run(v.expr)
         if trace is not None:
-            trace.append({"step": "validation", "index": v.index, "name": v.name, "expression": v.expr.source, "value": value, "error": err})
+            trace.append(
+                {
+                    "step": "validation",
+                    "index": v.index,
+                    "name": v.name,
+                    "expression": v.expr.source,
+                    "value": value,
+                    "error": err,
+                }
+            )
         if err is None and not isinstance(value, bool):
             err = f"validation expression returned {type(value).__name__}, expected bool"
         if err is not None:
-            result.decisions.append(Decision(v.index, error_action, "error", err, field=v.expr.field, expression=v.expr.source))
+            result.decisions.append(
+                Decision(v.index, error_action, "error", err, field=v.expr.field, expression=v.expr.source)
+            )
         elif value is not True:
             result.decisions.append(
-                Decision(v.index, "deny", "deny", _message(policy, scope, v.index), v.reason or "Invalid", v.expr.field, v.expr.source)
+                Decision(
+                    v.index,
+                    "deny",
+                    "deny",
+                    _message(policy, scope, v.index),
+                    v.reason or "Invalid",
+                    v.expr.field,
+                    v.expr.source,
+                )
             )
         else:
             result.decisions.append(Decision(v.index, "admit", "admit"))
@@ -156,11 +181,17 @@ def validate(policy: CompiledPolicy, base: dict[str, Any], *, explain: bool = Fa
         if trace is not None:
             trace.append({"step": "auditAnnotation", "key": a.key, "value": value, "error": err})
         if err is None and value is not None and not isinstance(value, str):
-            err = (f"valueExpression '{a.expr.source}' resulted in unsupported return type: {type(value).__name__}. "
-                   "Return type must be either string or null.")
+            err = (
+                f"valueExpression '{a.expr.source}' resulted in unsupported return type: {type(value).__name__}. "
+                "Return type must be either string or null."
+            )
         if err is not None:
             if fail:
-                result.decisions.append(Decision(None, "deny", "error", err, field=a.expr.field, expression=a.expr.source, direct=True))
+                result.decisions.append(
+                    Decision(
+                        None, "deny", "error", err, field=a.expr.field, expression=a.expr.source, direct=True
+                    )
+                )
             continue
         if isinstance(value, str) and value.strip():
             result.audit_annotations[a.key] = value.strip()[:MAX_AUDIT_ANNOTATION_VALUE_BYTES]

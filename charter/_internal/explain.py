@@ -1,0 +1,122 @@
+"""`charter explain`: why each policy decided what it did, for debugging policies."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from typing import Any
+
+from charter.engine import check_paths
+from charter.engine.dispatcher import Engine
+from charter.engine.documents import read_documents
+from charter.engine.loader import classify
+from charter.engine.request import Source, attributes_for_object
+from rich.console import Console
+from rich.tree import Tree
+
+from .session import load_session
+
+
+def _short(value: Any, limit: int = 160) -> str:
+    text = json.dumps(value, default=str, ensure_ascii=False)
+    return text if len(text) <= limit else text[: limit - 1] + "…"
+
+
+def run_explain(
+    resource: str,
+    policies: Sequence[str],
+    cluster: str | None,
+    context: Sequence[str],
+    exceptions: Sequence[str],
+    only: Sequence[str],
+    user_info: dict[str, Any] | None,
+    fmt: str,
+) -> int:
+    console = Console(highlight=False, soft_wrap=True)
+    err = Console(stderr=True, highlight=False, soft_wrap=True)
+    session = load_session(policies, cluster=cluster, context=context, exceptions=exceptions)
+    if session.errors:
+        for e in session.errors:
+            err.print(f"[bold red]error:[/] {e}", markup=True)
+        return 2
+    engine: Engine = session.engine()
+    if only:
+        unknown = set(only) - {p.name for p in session.policies.policies}
+        if unknown:
+            err.print(f"[bold red]error:[/] no such policy: {', '.join(sorted(unknown))}", markup=True)
+            return 2
+        session.policies.policies = [p for p in session.policies.policies if p.name in only]
+    # Gather namespaces and claims the same way `check` does, then explain each resource.
+    run = check_paths(engine, [resource], user_info=user_info)
+    if run.errors:
+        for e in run.errors:
+            err.print(f"[bold red]error:[/] {e}", markup=True)
+        return 2
+    out: list[dict[str, Any]] = []
+    for doc in read_documents([resource]).documents:
+        if classify(doc) != "resource":
+            continue
+        attrs = attributes_for_object(
+            doc.data, user_info=user_info or {}, source=Source(doc.source, doc.index, doc.line, doc.item)
+        )
+        decision = engine.evaluate(
+            attrs, explain=True, related=[d.decision.attributes.subject for d in run.decisions]
+        )
+        entry: dict[str, Any] = {
+            "resource": f"{attrs.kind} {attrs.namespace + '/' if attrs.namespace else ''}{attrs.name}",
+            "file": f"{doc.source}:{doc.line}",
+            "allowed": decision.allowed,
+            "policies": [],
+        }
+        for o in decision.outcomes:
+            entry["policies"].append(
+                {
+                    "policy": o.policy,
+                    "matched": o.matched,
+                    "unresolved": o.unresolved,
+                    "verdict": o.verdict,
+                    "trace": o.trace or [],
+                    "findings": [
+                        {
+                            "message": f.message,
+                            "actions": list(f.actions),
+                            "kind": f.kind,
+                            "exception": f.exception.name if f.exception else None,
+                        }
+                        for f in o.findings
+                    ],
+                }
+            )
+        out.append(entry)
+    if fmt == "json":
+        console.print_json(json.dumps(out, default=str))
+        return 0
+    for entry in out:
+        tree = Tree(
+            f"[bold]{entry['resource']}[/]  {entry['file']}  "
+            + ("[green]allowed[/]" if entry["allowed"] else "[bold red]denied[/]")
+        )
+        for p in entry["policies"]:
+            if not p["matched"]:
+                tree.add(
+                    f"[dim]{p['policy']}: not matched{' (' + p['unresolved'] + ')' if p['unresolved'] else ''}[/]"
+                )
+                continue
+            node = tree.add(f"{p['policy']}: [bold]{p['verdict']}[/]")
+            for binding in p["trace"]:
+                parent = node
+                if binding.get("binding") or binding.get("param"):
+                    parent = node.add(f"binding {binding.get('binding')!r} param {binding.get('param')!r}")
+                for step in binding["steps"]:
+                    label = step.get("name") or step.get("key") or f"[{step.get('index')}]"
+                    shown = (
+                        f"[red]error: {step['error']}[/]" if step.get("error") else _short(step.get("value"))
+                    )
+                    parent.add(f"{step['step']} {label}: {shown}")
+            for f in p["findings"]:
+                node.add(
+                    f"[yellow]{f['kind']} {','.join(f['actions']) or 'ignored'}:[/] {f['message']}"
+                    + (f" [cyan](exception {f['exception']})[/]" if f["exception"] else "")
+                )
+        console.print(tree)
+    return 0

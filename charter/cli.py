@@ -1,0 +1,208 @@
+"""The `charter` command line: thin typer commands over charter.engine."""
+
+from __future__ import annotations
+
+import json
+import sys
+from enum import StrEnum
+from pathlib import Path
+from typing import Annotated, Any, NoReturn
+
+import typer
+from charter.engine import CharterError
+from rich.console import Console
+
+app = typer.Typer(
+    name="charter",
+    help="Policy-as-code governance for AI workloads: one set of CEL policies for admission and CI.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+
+EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT, EXIT_EVAL_ERRORS, EXIT_INTERNAL = 0, 1, 2, 3, 4
+
+err_console = Console(stderr=True, highlight=False)
+
+
+class Format(StrEnum):
+    text = "text"
+    json = "json"
+    sarif = "sarif"
+    junit = "junit"
+
+
+class FailOn(StrEnum):
+    deny = "deny"
+    warn = "warn"
+    never = "never"
+
+
+def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
+    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    raise typer.Exit(code)
+
+
+def _print_errors(errors: list[CharterError]) -> None:
+    for e in errors:
+        err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+
+
+PoliciesOpt = Annotated[
+    list[str],
+    typer.Option("--policies", "-p", help="Policy files or directories (default: the bundled packs)."),
+]
+ClusterOpt = Annotated[
+    str | None, typer.Option("--cluster", "-c", help="A ClusterProfile file: where the workloads would run.")
+]
+ContextOpt = Annotated[
+    list[str],
+    typer.Option(
+        "--context", help="Files with cluster state: Namespaces, catalogs, param objects, a RequestContext."
+    ),
+]
+ExceptionsOpt = Annotated[list[str] | None, typer.Option("--exceptions", "-e", help="PolicyException files.")]
+UserOpt = Annotated[
+    str | None, typer.Option("--user", help="The requesting user, as request.userInfo.username.")
+]
+GroupOpt = Annotated[
+    list[str] | None, typer.Option("--group", help="A group of the requesting user (repeatable).")
+]
+
+
+def _user_info(user: str | None, groups: list[str] | None) -> dict[str, Any] | None:
+    if user is None and not groups:
+        return None
+    return {"username": user or "", "groups": list(groups or [])}
+
+
+@app.command()
+def check(
+    paths: Annotated[list[str], typer.Argument(help="Manifest files or directories; - for stdin.")],
+    policies: PoliciesOpt = None,
+    cluster: ClusterOpt = None,
+    context: ContextOpt = None,
+    exceptions: ExceptionsOpt = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="Output format.")] = Format.text,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
+    ] = None,
+    fail_on: Annotated[
+        FailOn, typer.Option("--fail-on", help="Which findings make the exit code 1.")
+    ] = FailOn.deny,
+    user: UserOpt = None,
+    group: GroupOpt = None,
+    operation: Annotated[str, typer.Option("--operation", help="CREATE, UPDATE or DELETE.")] = "CREATE",
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show allowed resources too.")] = False,
+    progress: Annotated[
+        bool,
+        typer.Option(
+            "--progress/--no-progress", help="Progress on stderr (default: when stderr is a terminal)."
+        ),
+    ] = sys.stderr.isatty(),
+) -> None:
+    """Evaluate manifests against the policies, as the admission webhook would."""
+    from charter._internal.check import run_check
+
+    if operation not in ("CREATE", "UPDATE", "DELETE"):
+        _fail(f"--operation must be CREATE, UPDATE or DELETE, not {operation!r}")
+    code = run_check(
+        paths,
+        policies=policies,
+        cluster=cluster,
+        context=context,
+        exceptions=exceptions,
+        fmt=fmt.value,
+        output=output,
+        fail_on=fail_on.value,
+        user_info=_user_info(user, group),
+        operation=operation,
+        verbose=verbose,
+        progress=progress,
+    )
+    raise typer.Exit(code)
+
+
+@app.command()
+def lint(paths: Annotated[list[str], typer.Argument(help="Policy files or directories.")]) -> None:
+    """Compile and type-check policies; exit 1 on any error."""
+    from charter._internal.session import load_session
+
+    session = load_session(paths)
+    _print_errors(session.errors)
+    for note in session.policies.notes:
+        err_console.print(f"[yellow]warning:[/] {note}", markup=True, highlight=False, soft_wrap=True)
+    n = len(session.policies.policies)
+    if session.errors:
+        err_console.print(f"{len(session.errors)} error(s) in {n + len(session.errors)} policy document(s)")
+        raise typer.Exit(EXIT_VIOLATIONS)
+    expressions = sum(
+        len(p.validations) + len(p.variables) + len(p.match_conditions) + len(p.audit_annotations)
+        for p in session.policies.policies
+    )
+    Console(highlight=False).print(f"{n} policies, {expressions} expressions: all compile and type-check")
+
+
+@app.command("test")
+def test_cmd(
+    paths: Annotated[list[str], typer.Argument(help="Directories or files holding PolicyTest documents.")],
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json")] = Format.text,
+) -> None:
+    """Run policy test suites (kind: PolicyTest); exit 1 on any mismatch."""
+    from charter._internal.policytest import run_tests
+
+    raise typer.Exit(run_tests(paths, json_output=fmt == Format.json))
+
+
+@app.command()
+def explain(
+    resource: Annotated[str, typer.Argument(help="A manifest file (every resource in it is explained).")],
+    policies: PoliciesOpt = None,
+    cluster: ClusterOpt = None,
+    context: ContextOpt = None,
+    exceptions: ExceptionsOpt = None,
+    policy: Annotated[list[str] | None, typer.Option("--policy", help="Only these policies.")] = None,
+    user: UserOpt = None,
+    group: GroupOpt = None,
+    fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json")] = Format.text,
+) -> None:
+    """Show, per policy, the match decision, each variable and each validation's result."""
+    from charter._internal.explain import run_explain
+
+    raise typer.Exit(
+        run_explain(
+            resource, policies, cluster, context, exceptions, policy, _user_info(user, group), fmt.value
+        )
+    )
+
+
+@app.command()
+def version() -> None:
+    """Print charter's version and its CEL runtime."""
+    from importlib.metadata import PackageNotFoundError
+    from importlib.metadata import version as v
+
+    try:
+        print(json.dumps({"charter": v("charter"), "cel-expr-python": v("cel-expr-python")}))
+    except PackageNotFoundError:  # pragma: no cover - running from a source tree without install
+        print(json.dumps({"charter": "unknown"}))
+
+
+def main() -> None:
+    try:
+        app()
+    except CharterError as e:
+        _print_errors([e])
+        sys.exit(e.exit_code)
+    except KeyboardInterrupt:
+        sys.exit(130)
+    except Exception as e:  # never a traceback for users; the message names the bug
+        err_console.print(
+            f"[bold red]internal error:[/] {type(e).__name__}: {e} (this is a bug in charter; please report it)",
+            markup=True,
+        )
+        sys.exit(EXIT_INTERNAL)
+
+
+if __name__ == "__main__":  # pragma: no cover
+    main()
