@@ -500,3 +500,33 @@ def test_harness_distinguishes_typed_values() -> None:
     assert run_case(Case("x", "1 == 1", False, (), (), False, ("bool", False))) is not None
     assert run_case(Case("x", "1 / 0", False, (), (), False, ("int", 0))) is not None
     assert run_case(Case("x", "1", False, (), (), True, None)) is not None
+
+
+def test_textproto_reader() -> None:
+    # The constructs cel-spec's files rely on, decoded as protobuf's text format does.
+    doc = parse(
+        r"""
+        # comment
+        name: "a" 'b'  # adjacent literals concatenate
+        raw: "\303\277\x41\X42\u00e9\U0001F600\a\?\'\"\\"
+        n: -0.0 m: 0x1F, k: -9223372036854775808; d: 1e3 f: 2.5f
+        special: [inf, -inf, nan]
+        sub { x: 1 } sub: { x: 2 } angle < y: true >
+        any { [type.googleapis.com/google.protobuf.Duration] { seconds: 3 } }
+        null_value: NullValue.NULL_VALUE
+        """
+    )
+    assert doc.text("name") == "ab"
+    assert doc.one("raw") == b"\xc3\xbfAB\xc3\xa9\xf0\x9f\x98\x80\a?'\"\\"
+    n = doc.one("n")
+    assert isinstance(n, float) and math.copysign(1.0, n) == -1.0
+    assert (doc.one("m"), doc.one("k"), doc.one("d"), doc.one("f")) == (31, -(2**63), 1000.0, 2.5)
+    assert [str(x) for x in doc.all("special")] == ["inf", "-inf", "nan"]
+    assert [m.one("x") for m in doc.messages("sub")] == [1, 2]
+    angle = doc.msg("angle")
+    assert angle is not None and angle.flag("y")
+    any_msg = doc.msg("any")
+    assert any_msg is not None and _wkt_time(any_msg) == ("duration", datetime.timedelta(seconds=3))
+    assert doc.one("null_value") == Ident("NULL_VALUE")
+    with pytest.raises(ValueError):
+        parse('name: "unterminated')
