@@ -1,38 +1,22 @@
-"""What the SARIF and JUnit renderers need to know about each policy, beyond the report itself.
-
-The report names policies by name only; SARIF describes each one as a rule (descriptions,
-remediation, severity), so the CLI hands the renderers this small, engine-free view.
-"""
+"""What reports say about a policy (SARIF rules, JUnit suites), taken from the compiled set."""
 
 from __future__ import annotations
 
 from collections.abc import Iterable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
 
-if TYPE_CHECKING:
-    from charter.engine.compiler import CompiledPolicy
+from charter.engine.compiler import CompiledPolicy
 
 
 @dataclass(frozen=True, slots=True)
 class PolicyInfo:
     name: str
-    domain: str = "general"
-    severity: str = "medium"  # low | medium | high | critical
-    description: str = ""
-    remediation: str = ""
-    kind: str = "Policy"  # Policy | ValidatingAdmissionPolicy
+    kind: str
+    domain: str
+    severity: str
+    description: str
+    remediation: str
 
 
 def policy_infos(policies: Iterable[CompiledPolicy]) -> list[PolicyInfo]:
-    return [
-        PolicyInfo(
-            name=p.name,
-            domain=p.domain,
-            severity=p.severity,
-            description=p.description,
-            remediation=p.remediation,
-            kind=p.kind,
-        )
-        for p in policies
-    ]
+    return [PolicyInfo(p.name, p.kind, p.domain, p.severity, p.description, p.remediation) for p in policies]
