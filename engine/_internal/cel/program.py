@@ -56,7 +56,11 @@ class Program:
         except RuntimeError as e:  # budget exceeded, unconvertible input
             return None, runtime_message(str(e))
         if value.type() == T.ERROR:
-            return None, runtime_message(str(value.value()))
+            try:
+                detail = str(value.value())
+            except TypeError:  # an optional value also reports type ERROR; .value() raises on it
+                return None, "the expression returned an optional value; unwrap it with .orValue(...) or .value()"
+            return None, runtime_message(detail)
         return value.plain_value(), None
 
 
