@@ -26,7 +26,6 @@ POLICY_VARIABLES: dict[str, Any] = {
     "request": STRING_MAP,
     "params": T.DYN,
     "namespaceObject": T.DYN,
-    "authorizer": T.DYN,
     "variables": STRING_MAP,
     "workload": STRING_MAP,
     "cluster": STRING_MAP,
