@@ -79,13 +79,17 @@ def type_name(v: object) -> str:
 class Ctx:
     """Collects problems; one per normalize() call."""
 
-    __slots__ = ("problems",)
+    __slots__ = ("_paths", "problems")
 
     def __init__(self) -> None:
         self.problems: list[dict[str, str]] = []
+        self._paths: set[str] = set()
 
     def problem(self, path: str, message: str) -> None:
-        self.problems.append({"path": path, "message": message})
+        # One problem per path: a bad value read by two extractors is reported once.
+        if path not in self._paths:
+            self._paths.add(path)
+            self.problems.append({"path": path, "message": message})
 
 
 def get_map(parent: dict[str, Any], key: str, path: str, ctx: Ctx) -> dict[str, Any]:

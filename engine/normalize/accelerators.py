@@ -181,10 +181,10 @@ def compute(
             for res in dict.fromkeys(names):
                 lim, req = c.raw_limits.get(res), c.raw_requests.get(res)
                 if lim is not None:
-                    n = _count(lim, join(join(c.path, "resources.limits"), res), ctx)
+                    n = _count(lim, join(f"{c.path}.resources.limits", res), ctx)
                     src = "limits"
                 else:
-                    n = _count(req, join(join(c.path, "resources.requests"), res), ctx)
+                    n = _count(req, join(f"{c.path}.resources.requests", res), ctx)
                     src = "requests"
                 if n is None:
                     continue

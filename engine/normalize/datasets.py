@@ -114,7 +114,7 @@ def extract(
 ) -> list[dict[str, Any]]:
     out = _annotation(annotations, "metadata.annotations", ctx)
     for t in templates:
-        out.extend(_annotation(t.annotations, join(t.path, "metadata.annotations"), ctx))
+        out.extend(_annotation(t.annotations, join(t.meta_path, "annotations"), ctx))
         out.extend(_volumes(t, namespace, ctx))
     for uri, _path in extras.dataset_uris:
         out.append(_entry("", uri, "storageUri"))

@@ -89,7 +89,7 @@ def extract(
 ) -> list[dict[str, Any]]:
     out = _annotations(annotations, "metadata.annotations", ctx)
     for t in templates:
-        out.extend(_annotations(t.annotations, join(t.path, "metadata.annotations"), ctx))
+        out.extend(_annotations(t.annotations, join(t.meta_path, "annotations"), ctx))
     for uri, _path, name in extras.model_uris:
         out.append(_entry(uri, "", "storageUri", name))
     for c in containers:

@@ -11,7 +11,19 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._common import Ctx, at, count, get_bool, get_list, get_map, get_str, join, str_map, type_name
+from ._common import (
+    PLACEHOLDER,
+    Ctx,
+    at,
+    count,
+    get_bool,
+    get_list,
+    get_map,
+    get_str,
+    join,
+    str_map,
+    type_name,
+)
 
 # (raw container, its path, container type, name to use when it has none)
 ContainerSource = tuple[Any, str, str, str]
@@ -41,6 +53,7 @@ class Template:
     containers: list[ContainerSource] = field(default_factory=list)
     ray_num_gpus: Any = None  # rayStartParams["num-gpus"], raw
     ray_params_path: str = ""
+    meta_path: str = ""  # where the template's labels and annotations are, for problem paths
 
     def view(self, ctx: Ctx) -> dict[str, Any]:
         p = self.path
@@ -85,6 +98,8 @@ def count_of(v: Any, path: str, ctx: Ctx, default: int = 1) -> int:
         return default
     n, why = count(v)
     if n is None or n < 0:
+        if isinstance(v, str) and PLACEHOLDER.search(v):
+            why = f"unrendered template placeholder {v!r}"
         ctx.problem(path, f"not a count: {why or repr(v)}; assuming {default}")
         return default
     return n
@@ -105,6 +120,7 @@ def _pod(
         spec=spec,
         labels=str_map(meta.get("labels"), join(meta_path, "labels"), ctx) if meta else {},
         annotations=str_map(meta.get("annotations"), join(meta_path, "annotations"), ctx) if meta else {},
+        meta_path=meta_path,
     )
     for key, ctype in _CONTAINER_LISTS:
         lp = join(path, key)
@@ -345,7 +361,7 @@ def _jobset(spec: dict[str, Any], ctx: Ctx) -> list[Template | None]:
             ctx.problem(rp, f"expected a replicated job, got {type_name(rj)}")
             continue
         job = get_map(get_map(rj, "template", rp, ctx), "spec", join(rp, "template"), ctx)
-        jp = join(rp, "template.spec")
+        jp = f"{rp}.template.spec"
         n = count_of(rj.get("replicas"), join(rp, "replicas"), ctx) * count_of(
             job.get("parallelism"), join(jp, "parallelism"), ctx
         )
