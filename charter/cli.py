@@ -11,6 +11,7 @@ from typing import Annotated, Any, NoReturn
 import typer
 from charter.engine import CharterError
 from rich.console import Console
+from rich.markup import escape
 
 app = typer.Typer(
     name="charter",
@@ -39,13 +40,15 @@ class FailOn(StrEnum):
 
 
 def _fail(message: str, code: int = EXIT_BAD_INPUT) -> NoReturn:
-    err_console.print(f"[bold red]error:[/] {message}", markup=True, highlight=False, soft_wrap=True)
+    err_console.print(f"[bold red]error:[/] {escape(message)}", markup=True, highlight=False, soft_wrap=True)
     raise typer.Exit(code)
 
 
 def _print_errors(errors: list[CharterError]) -> None:
     for e in errors:
-        err_console.print(f"[bold red]error:[/] {e}", markup=True, highlight=False, soft_wrap=True)
+        err_console.print(
+            f"[bold red]error:[/] {escape(str(e))}", markup=True, highlight=False, soft_wrap=True
+        )
 
 
 PoliciesOpt = Annotated[
@@ -131,7 +134,7 @@ def lint(paths: Annotated[list[str], typer.Argument(help="Policy files or direct
     session = load_session(paths)
     _print_errors(session.errors)
     for note in session.policies.notes:
-        err_console.print(f"[yellow]warning:[/] {note}", markup=True, highlight=False, soft_wrap=True)
+        err_console.print(f"[yellow]warning:[/] {escape(note)}", markup=True, highlight=False, soft_wrap=True)
     n = len(session.policies.policies)
     if session.errors:
         err_console.print(f"{len(session.errors)} error(s) in {n + len(session.errors)} policy document(s)")
@@ -198,7 +201,8 @@ def main() -> None:
         sys.exit(130)
     except Exception as e:  # never a traceback for users; the message names the bug
         err_console.print(
-            f"[bold red]internal error:[/] {type(e).__name__}: {e} (this is a bug in charter; please report it)",
+            "[bold red]internal error:[/] "
+            + escape(f"{type(e).__name__}: {e} (this is a bug in charter; please report it)"),
             markup=True,
         )
         sys.exit(EXIT_INTERNAL)

@@ -10,6 +10,7 @@ from typing import Any
 
 from charter.engine import check_paths
 from rich.console import Console
+from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
 from .report.model import Report, build_report
@@ -55,7 +56,7 @@ def run_check(
     if policy_errors:
         # A broken policy set is never evaluated in part: the verdicts would be wrong.
         for e in policy_errors:
-            err.print(f"[bold red]error:[/] {e}", markup=True, soft_wrap=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True, soft_wrap=True)
         err.print(f"{len(policy_errors)} error(s) loading policies and context; nothing was evaluated")
         return EXIT_BAD_INPUT
     engine = session.engine()
@@ -96,10 +97,11 @@ def run_check(
     finally:
         if output is not None:
             out.close()
-    if fmt != "text" and report.input_errors:
+    if report.input_errors:
         for p in report.input_errors:
             err.print(
-                f"[bold red]error:[/] {p.file or ''}{':' + str(p.line) if p.line else ''}: {p.message}",
+                "[bold red]error:[/] "
+                + escape(f"{p.file or ''}{':' + str(p.line) if p.line else ''}: {p.message}"),
                 markup=True,
                 soft_wrap=True,
             )

@@ -12,6 +12,7 @@ from charter.engine.documents import read_documents
 from charter.engine.loader import classify
 from charter.engine.request import Source, attributes_for_object
 from rich.console import Console
+from rich.markup import escape
 from rich.tree import Tree
 
 from .session import load_session
@@ -37,20 +38,22 @@ def run_explain(
     session = load_session(policies, cluster=cluster, context=context, exceptions=exceptions)
     if session.errors:
         for e in session.errors:
-            err.print(f"[bold red]error:[/] {e}", markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True)
         return 2
     engine: Engine = session.engine()
     if only:
         unknown = set(only) - {p.name for p in session.policies.policies}
         if unknown:
-            err.print(f"[bold red]error:[/] no such policy: {', '.join(sorted(unknown))}", markup=True)
+            err.print(
+                "[bold red]error:[/] " + escape(f"no such policy: {', '.join(sorted(unknown))}"), markup=True
+            )
             return 2
         session.policies.policies = [p for p in session.policies.policies if p.name in only]
     # Gather namespaces and claims the same way `check` does, then explain each resource.
     run = check_paths(engine, [resource], user_info=user_info)
     if run.errors:
         for e in run.errors:
-            err.print(f"[bold red]error:[/] {e}", markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True)
         return 2
     out: list[dict[str, Any]] = []
     for doc in read_documents([resource]).documents:
@@ -92,31 +95,33 @@ def run_explain(
         console.print_json(json.dumps(out, default=str))
         return 0
     for entry in out:
+        e = escape
         tree = Tree(
-            f"[bold]{entry['resource']}[/]  {entry['file']}  "
+            f"[bold]{e(entry['resource'])}[/]  {e(entry['file'])}  "
             + ("[green]allowed[/]" if entry["allowed"] else "[bold red]denied[/]")
         )
         for p in entry["policies"]:
             if not p["matched"]:
-                tree.add(
-                    f"[dim]{p['policy']}: not matched{' (' + p['unresolved'] + ')' if p['unresolved'] else ''}[/]"
-                )
+                why = f" ({p['unresolved']})" if p["unresolved"] else ""
+                tree.add(f"[dim]{e(p['policy'] + ': not matched' + why)}[/]")
                 continue
-            node = tree.add(f"{p['policy']}: [bold]{p['verdict']}[/]")
+            node = tree.add(f"{e(p['policy'])}: [bold]{p['verdict']}[/]")
             for binding in p["trace"]:
                 parent = node
                 if binding.get("binding") or binding.get("param"):
-                    parent = node.add(f"binding {binding.get('binding')!r} param {binding.get('param')!r}")
+                    parent = node.add(e(f"binding {binding.get('binding')!r} param {binding.get('param')!r}"))
                 for step in binding["steps"]:
                     label = step.get("name") or step.get("key") or f"[{step.get('index')}]"
                     shown = (
-                        f"[red]error: {step['error']}[/]" if step.get("error") else _short(step.get("value"))
+                        f"[red]{e('error: ' + step['error'])}[/]"
+                        if step.get("error")
+                        else e(_short(step.get("value")))
                     )
-                    parent.add(f"{step['step']} {label}: {shown}")
+                    parent.add(f"{step['step']} {e(str(label))}: {shown}")
             for f in p["findings"]:
+                exc = f" [cyan]{e('(exception ' + f['exception'] + ')')}[/]" if f["exception"] else ""
                 node.add(
-                    f"[yellow]{f['kind']} {','.join(f['actions']) or 'ignored'}:[/] {f['message']}"
-                    + (f" [cyan](exception {f['exception']})[/]" if f["exception"] else "")
+                    f"[yellow]{f['kind']} {','.join(f['actions']) or 'ignored'}:[/] {e(f['message'])}{exc}"
                 )
         console.print(tree)
     return 0

@@ -18,6 +18,7 @@ from charter.engine.loader import classify, pydantic_errors
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from pydantic.alias_generators import to_camel
 from rich.console import Console
+from rich.markup import escape
 
 from .session import load_session
 
@@ -214,12 +215,14 @@ def run_tests(paths: list[str], *, json_output: bool = False) -> int:
         )
     else:
         for r in failed:
-            console.print(f"[bold red]FAIL[/] {r.file} [{r.suite}] {r.resource} / {r.policy}", markup=True)
-            console.print(f"  - expected: {r.expected}\n  + actual:   {r.actual}")
+            console.print(
+                "[bold red]FAIL[/] " + escape(f"{r.file} [{r.suite}] {r.resource} / {r.policy}"), markup=True
+            )
+            console.print(f"  - expected: {r.expected}\n  + actual:   {r.actual}", markup=False)
             if r.detail:
-                console.print(f"    {r.detail}")
+                console.print(f"    {r.detail}", markup=False)
         for p in problems:
-            err.print(f"[bold red]error:[/] {p}", markup=True)
+            err.print(f"[bold red]error:[/] {escape(str(p))}", markup=True)
         console.print(
             f"{suites} suites, {len(results)} cases: {len(results) - len(failed)} passed, {len(failed)} failed"
         )

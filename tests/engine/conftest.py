@@ -8,7 +8,6 @@ from typing import Any
 
 import pytest
 import yaml
-
 from charter.engine import Decision, Engine, attributes_for_object
 from charter.engine.documents import read_documents
 from charter.engine.loader import add_context, build_policy_set

@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-
 from charter.engine import CompileError, PolicyLoadError, load_policy_set
 
 GOOD = """
@@ -28,17 +27,37 @@ def load(tmp_path: Path, text: str) -> list[str]:
 @pytest.mark.parametrize(
     ("expression", "field", "expected"),
     [
-        ("1 + 'a'", "spec.validations[2].expression", "line 1, column 3: found no matching overload for '_+_' applied to '(int, string)'"),
+        (
+            "1 + 'a'",
+            "spec.validations[2].expression",
+            "line 1, column 3: found no matching overload for '_+_' applied to '(int, string)'",
+        ),
         ("object.x +", "spec.validations[2].expression", "line 1, column 11: Syntax error"),
         ("nosuchfn(object)", "spec.validations[2].expression", "undeclared reference to 'nosuchfn'"),
-        ("'a string'", "spec.validations[2].expression", "a validation must evaluate to bool, but its type is string"),
-        ("quantity(1) == quantity('1')", "spec.validations[2].expression", "found no matching overload for 'quantity' applied to '(int)'"),
+        (
+            "'a string'",
+            "spec.validations[2].expression",
+            "a validation must evaluate to bool, but its type is string",
+        ),
+        (
+            "quantity(1) == quantity('1')",
+            "spec.validations[2].expression",
+            "found no matching overload for 'quantity' applied to '(int)'",
+        ),
         ("variables.nope == 1", "spec.validations[2].expression", "undefined variable variables.nope"),
-        ("authorizer.group('') != null", "spec.validations[2].expression", "undeclared reference to 'authorizer'"),
+        (
+            "authorizer.group('') != null",
+            "spec.validations[2].expression",
+            "undeclared reference to 'authorizer'",
+        ),
     ],
 )
-def test_compile_errors_name_file_document_policy_field(tmp_path: Path, expression: str, field: str, expected: str) -> None:
-    text = GOOD + f"""---
+def test_compile_errors_name_file_document_policy_field(
+    tmp_path: Path, expression: str, field: str, expected: str
+) -> None:
+    text = (
+        GOOD
+        + f"""---
 apiVersion: charter.dev/v1alpha1
 kind: Policy
 metadata: {{name: broken}}
@@ -48,6 +67,7 @@ spec:
     - expression: "true"
     - expression: "{expression}"
 """
+    )
     errors = load(tmp_path, text)
     assert len(errors) == 1
     msg = errors[0]
@@ -57,7 +77,9 @@ spec:
 
 
 def test_message_expression_must_be_string(tmp_path: Path) -> None:
-    errors = load(tmp_path, GOOD.replace("expression: \"workload", "messageExpression: \"1\"\n      expression: \"workload"))
+    errors = load(
+        tmp_path, GOOD.replace('expression: "workload', 'messageExpression: "1"\n      expression: "workload')
+    )
     assert len(errors) == 1
     assert "spec.validations[0].messageExpression" in errors[0] and "must evaluate to string" in errors[0]
 
@@ -69,19 +91,31 @@ def test_schema_errors_name_the_field(tmp_path: Path) -> None:
 
 
 def test_variable_forward_reference_rejected(tmp_path: Path) -> None:
-    text = GOOD.replace("  validations:", "  variables:\n    - {name: a, expression: 'variables.b'}\n    - {name: b, expression: '1'}\n  validations:")
+    text = GOOD.replace(
+        "  validations:",
+        "  variables:\n    - {name: a, expression: 'variables.b'}\n    - {name: b, expression: '1'}\n  validations:",
+    )
     errors = load(tmp_path, text)
-    assert len(errors) == 1 and "spec.variables[0].expression" in errors[0] and "undefined variable variables.b" in errors[0]
+    assert (
+        len(errors) == 1
+        and "spec.variables[0].expression" in errors[0]
+        and "undefined variable variables.b" in errors[0]
+    )
 
 
 def test_binding_to_missing_policy_is_an_error(tmp_path: Path) -> None:
-    errors = load(tmp_path, """
+    errors = load(
+        tmp_path,
+        """
 apiVersion: admissionregistration.k8s.io/v1
 kind: ValidatingAdmissionPolicyBinding
 metadata: {name: orphan}
 spec: {policyName: nowhere, validationActions: [Deny]}
-""")
-    assert len(errors) == 1 and "refers to ValidatingAdmissionPolicy 'nowhere', which was not given" in errors[0]
+""",
+    )
+    assert (
+        len(errors) == 1 and "refers to ValidatingAdmissionPolicy 'nowhere', which was not given" in errors[0]
+    )
 
 
 def test_duplicate_policy_names(tmp_path: Path) -> None:
@@ -95,7 +129,9 @@ def test_deny_and_warn_together_rejected(tmp_path: Path) -> None:
 
 
 def test_exception_requires_timezone_and_ticket(tmp_path: Path) -> None:
-    errors = load(tmp_path, """
+    errors = load(
+        tmp_path,
+        """
 apiVersion: charter.dev/v1alpha1
 kind: PolicyException
 metadata: {name: x}
@@ -104,7 +140,8 @@ spec:
   expires: "2026-12-01T00:00:00"
   reason: r
   approvedBy: someone
-""")
+""",
+    )
     assert len(errors) == 1
     assert "time zone" in errors[0] and "spec.ticket: Field required" in errors[0]
 

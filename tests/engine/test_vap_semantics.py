@@ -10,7 +10,6 @@ from __future__ import annotations
 from collections.abc import Callable
 
 import pytest
-
 from charter.engine import Engine
 
 from .conftest import evaluate
@@ -93,7 +92,9 @@ def test_unknown_namespace_labels_are_unresolved_not_matched(make_engine: Callab
 
 def test_other_kinds_do_not_match(make_engine: Callable[..., Engine]) -> None:
     engine = make_engine(DOCS_POLICY)
-    d = evaluate(engine, "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: test-ns}\nspec: {containers: []}\n")
+    d = evaluate(
+        engine, "apiVersion: v1\nkind: Pod\nmetadata: {name: p, namespace: test-ns}\nspec: {containers: []}\n"
+    )
     assert d.outcomes[0].verdict == "skip"
 
 
@@ -130,9 +131,17 @@ data: {{maxReplicas: "3"}}
 """
 
 
-def param_engine(make_engine: Callable[..., Engine], *, failure: str = "Fail", actions: str = "Deny",
-                 param: str = "replica-limit-params", not_found: str = "Deny") -> Engine:
-    return make_engine(PARAM_POLICY.format(failure=failure, actions=actions, param=param, not_found=not_found))
+def param_engine(
+    make_engine: Callable[..., Engine],
+    *,
+    failure: str = "Fail",
+    actions: str = "Deny",
+    param: str = "replica-limit-params",
+    not_found: str = "Deny",
+) -> Engine:
+    return make_engine(
+        PARAM_POLICY.format(failure=failure, actions=actions, param=param, not_found=not_found)
+    )
 
 
 def test_params_and_message_expression(make_engine: Callable[..., Engine]) -> None:
@@ -147,7 +156,10 @@ def test_missing_params_with_deny_action(make_engine: Callable[..., Engine]) -> 
     engine = param_engine(make_engine, param="absent")
     d = evaluate(engine, deployment(1, "default"))
     assert not d.allowed
-    assert d.denials[0].message == "failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction"
+    assert (
+        d.denials[0].message
+        == "failed to configure binding: no params found for policy binding with `Deny` parameterNotFoundAction"
+    )
 
 
 def test_missing_params_with_allow_action_admits(make_engine: Callable[..., Engine]) -> None:
@@ -163,8 +175,13 @@ def test_missing_params_under_ignore_admits_but_records(make_engine: Callable[..
     assert [f.kind for f in d.findings()] == ["error"]
 
 
-@pytest.mark.parametrize(("actions", "verdict", "allowed"), [("Warn", "warn", True), ("Audit", "audit", True), ("Deny", "deny", False)])
-def test_binding_validation_actions(make_engine: Callable[..., Engine], actions: str, verdict: str, allowed: bool) -> None:
+@pytest.mark.parametrize(
+    ("actions", "verdict", "allowed"),
+    [("Warn", "warn", True), ("Audit", "audit", True), ("Deny", "deny", False)],
+)
+def test_binding_validation_actions(
+    make_engine: Callable[..., Engine], actions: str, verdict: str, allowed: bool
+) -> None:
     engine = param_engine(make_engine, actions=actions)
     d = evaluate(engine, deployment(9, "default"))
     assert d.outcomes[0].verdict == verdict
@@ -263,7 +280,9 @@ def test_audit_annotations_and_match_conditions(make_engine: Callable[..., Engin
 
 
 def test_operation_rules_and_delete_uses_old_object(make_engine: Callable[..., Engine]) -> None:
-    engine = make_engine(DOCS_POLICY.replace('["CREATE", "UPDATE"]', '["DELETE"]').replace("object.spec", "oldObject.spec"))
+    engine = make_engine(
+        DOCS_POLICY.replace('["CREATE", "UPDATE"]', '["DELETE"]').replace("object.spec", "oldObject.spec")
+    )
     assert evaluate(engine, deployment(9)).outcomes[0].verdict == "skip"
     d = evaluate(engine, deployment(9), operation="DELETE")
     assert not d.allowed

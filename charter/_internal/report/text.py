@@ -53,23 +53,11 @@ def render_text(report: Report, console: Console, *, verbose: bool = False) -> N
                     policy = f"{r.policy}[{r.validation_name or r.validation}]"
                 else:
                     policy = r.policy
-                table.add_row(policy, Text(label, style=_STYLE.get(r.action, "")), message)
+                table.add_row(Text(policy), Text(label, style=_STYLE.get(r.action, "")), Text(message))
             console.print(table)
         for note in rv.notes:
             console.print(Text(f"  note: {note}", style="yellow"))
         console.print()
-    for p in report.input_errors:
-        where = ", ".join(
-            x
-            for x in (
-                f"{p.file}:{p.line}" if p.file and p.line else p.file,
-                f"document {p.document_index}" if p.document_index is not None else None,
-                f"policy {p.policy!r}" if p.policy else None,
-                p.field,
-            )
-            if x
-        )
-        console.print(Text.assemble(("error: ", "bold red"), f"{where}: {p.message}" if where else p.message))
     for n in report.notes:
         console.print(Text(f"note: {n}", style="dim"))
     for e in report.expired_exceptions:
