@@ -123,7 +123,7 @@ def _summary(results: list[Result]) -> str:
 
 
 def _input_error(suite: ET.Element, p: InputProblem) -> None:
-    where = p.file or "input"
+    where = p.file or (f"policy {p.policy}" if p.policy else "input")
     if p.line:
         where += f":{p.line}"
     elif p.document_index is not None:

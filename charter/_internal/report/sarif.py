@@ -178,7 +178,7 @@ def _result(r: Result, rule_index: int, base: Path) -> dict[str, Any]:
                 "kind": "external",
                 "status": "accepted",
                 "justification": f"{e.name} ({e.ticket}): {e.reason}",
-                "location": _file_location(e.file, None, base),
+                "location": _file_location(e.file, None, base, region=False),
                 "properties": {"approvedBy": e.approved_by, "expires": e.expires.isoformat()},
             }
         ]
@@ -201,11 +201,13 @@ def _resource_location(res: ResourceRef, base: Path) -> dict[str, Any]:
     return loc
 
 
-def _file_location(file: str | None, line: int | None, base: Path) -> dict[str, Any]:
+def _file_location(file: str | None, line: int | None, base: Path, *, region: bool = True) -> dict[str, Any]:
+    """A resource always gets a region (code scanning anchors alerts on a line; 1 when unknown)."""
     if not file:
         return {}
     physical: dict[str, Any] = {"artifactLocation": artifact_location(file, base)}
-    physical["region"] = {"startLine": max(line or 1, 1)}
+    if region:
+        physical["region"] = {"startLine": max(line or 1, 1)}
     return {"physicalLocation": physical}
 
 
@@ -244,7 +246,7 @@ def _expired(e: ExceptionRef, base: Path) -> dict[str, Any]:
             "and no longer waives findings"
         },
     }
-    loc = _file_location(e.file, None, base)
+    loc = _file_location(e.file, None, base, region=False)
     if loc:
         n["locations"] = [loc]
     return n
