@@ -39,7 +39,9 @@ _KNOWN: dict[tuple[str, str], KindInfo] = {
     ("resource.k8s.io", "ResourceClaim"): KindInfo("resourceclaims", True),
     ("resource.k8s.io", "ResourceClaimTemplate"): KindInfo("resourceclaimtemplates", True),
     ("apiextensions.k8s.io", "CustomResourceDefinition"): KindInfo("customresourcedefinitions", False),
-    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): KindInfo("validatingadmissionpolicies", False),
+    ("admissionregistration.k8s.io", "ValidatingAdmissionPolicy"): KindInfo(
+        "validatingadmissionpolicies", False
+    ),
     ("admissionregistration.k8s.io", "ValidatingAdmissionPolicyBinding"): KindInfo(
         "validatingadmissionpolicybindings", False
     ),

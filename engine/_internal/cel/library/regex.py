@@ -1,7 +1,8 @@
-"""kubernetes.regex: find and findAll with Go regexp (RE2) semantics on Python `re`.
+"""kubernetes.regex: find and findAll on RE2, the engine Go's regexp and cel-cpp's matches() use.
 
-Python's backtracking engine accepts constructs RE2 rejects and can run in
-exponential time, so patterns using them are refused and sizes are bounded.
+RE2 runs in linear time, so a hostile pattern in a policy or a hostile string in an
+admission request cannot stall the webhook; sizes are bounded as well. Constructs
+RE2 does not support (backreferences, lookaround) are refused with Go's message.
 """
 
 from __future__ import annotations
@@ -9,6 +10,8 @@ from __future__ import annotations
 import re
 from functools import lru_cache
 from typing import Any
+
+import re2
 
 from ._common import LibraryError, T, function, overload
 
@@ -20,7 +23,7 @@ _NOT_RE2 = re.compile(r"\\[1-9]|\\g|\(\?P=|\(\?[=!]|\(\?<[=!]|\(\?>|\(\?\(|[*+?}
 
 
 @lru_cache(maxsize=256)
-def compile_re2(pattern: str) -> re.Pattern[str]:
+def compile_re2(pattern: str) -> Any:
     if len(pattern) > MAX_PATTERN:
         raise LibraryError(
             f"Illegal regex: error parsing regexp: expression too large ({len(pattern)} bytes)"
@@ -32,8 +35,8 @@ def compile_re2(pattern: str) -> re.Pattern[str]:
             f"Illegal regex: error parsing regexp: invalid or unsupported Perl syntax: `{m.group()}`"
         )
     try:
-        return re.compile(pattern)
-    except re.error as e:
+        return re2.compile(pattern)
+    except re2.error as e:
         raise LibraryError(f"Illegal regex: error parsing regexp: {e}") from e
 
 
