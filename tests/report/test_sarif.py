@@ -119,12 +119,17 @@ def test_absolute_paths_are_made_relative_to_root(tmp_path: Path) -> None:
     inside = tmp_path / "my dir" / "a.yaml"
     res = ref(str(inside), "Pod", "ns", "p", 5)
     outside = ref("/elsewhere/b.yaml", "Pod", "ns", "q", 5)
-    report = clean().model_copy(update={"results": [result(res, "x"), result(outside, "x")]})
-    log = render_sarif(report, [], root=tmp_path)
+    up = ref("../sibling/c.yaml", "Pod", "ns", "r", 5)
+    down = ref("sub/../d.yaml", "Pod", "ns", "s", 5)
+    results = [result(res, "x"), result(outside, "x"), result(up, "x"), result(down, "x")]
+    log = render_sarif(clean().model_copy(update={"results": results}), [], root=tmp_path)
     validate(log)
-    first, second = (
+    first, second, third, fourth = (
         r["locations"][0]["physicalLocation"]["artifactLocation"] for r in log["runs"][0]["results"]
     )
+    # A relative path that leaves the root cannot be expressed against %SRCROOT%.
+    assert third == {"uri": (tmp_path.parent / "sibling" / "c.yaml").resolve().as_uri()}
+    assert fourth == {"uri": "d.yaml", "uriBaseId": SRCROOT}
     assert first == {"uri": "my%20dir/a.yaml", "uriBaseId": SRCROOT}
     assert second == {"uri": "file:///elsewhere/b.yaml"}
 

@@ -214,13 +214,14 @@ def _file_location(file: str | None, line: int | None, base: Path, *, region: bo
 def artifact_location(file: str, base: Path) -> dict[str, Any]:
     """Relative to %SRCROOT% when the file is under `base`; a file: URI otherwise."""
     path = Path(file)
-    if path.is_absolute():
+    if path.is_absolute() or ".." in path.parts:
+        full = (base / path).resolve()
         try:
-            rel = path.resolve().relative_to(base.resolve())
+            rel = full.relative_to(base.resolve())
         except ValueError:
-            return {"uri": path.resolve().as_uri()}
+            return {"uri": full.as_uri()}
     else:
-        rel = path
+        rel = path  # kept as given: resolving would follow symlinks out of the checkout
     posix = PurePosixPath(*rel.parts).as_posix() if rel.parts else "."
     posix = posix.removeprefix("./")
     return {"uri": quote(posix, safe="/-._~"), "uriBaseId": SRCROOT}
