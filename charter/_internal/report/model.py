@@ -14,7 +14,8 @@ from pydantic import BaseModel, ConfigDict, Field
 from pydantic.alias_generators import to_camel
 
 SCHEMA_VERSION = "charter.dev/check-report/v1"
-_ORDER = ("Deny", "Warn", "Audit")
+ActionName = Literal["Deny", "Warn", "Audit", "Ignore", "None"]
+_ORDER: tuple[ActionName, ...] = ("Deny", "Warn", "Audit")
 
 
 class _Model(BaseModel):
@@ -50,7 +51,7 @@ class Result(_Model):
     validation: int | None
     validation_name: str | None
     type: Literal["violation", "error", "unresolved"]
-    action: Literal["Deny", "Warn", "Audit", "Ignore", "None"]
+    action: ActionName
     actions: list[str]
     message: str
     reason: str
@@ -116,7 +117,7 @@ def resource_ref(rd: ResourceDecision) -> ResourceRef:
     )
 
 
-def _action(f: Finding) -> str:
+def _action(f: Finding) -> ActionName:
     for a in _ORDER:
         if a in f.actions:
             return a
@@ -177,7 +178,7 @@ def build_report(run: CheckRun, policy_count: int, load_errors: list[CharterErro
                         validation=f.validation,
                         validation_name=f.validation_name,
                         type=f.kind,
-                        action=_action(f),  # type: ignore[arg-type]
+                        action=_action(f),
                         actions=list(f.actions),
                         message=f.message,
                         reason=f.reason,
@@ -221,7 +222,7 @@ def build_report(run: CheckRun, policy_count: int, load_errors: list[CharterErro
         resources=len(run.decisions),
         policies=policy_count,
         evaluations=evaluations,
-        denied=sum(1 for r in live if "Deny" in r.actions and r.type != "unresolved"),
+        denied=sum(1 for r in live if "Deny" in r.actions and r.type == "violation"),
         warned=sum(1 for r in live if "Warn" in r.actions),
         audited=sum(1 for r in live if "Audit" in r.actions),
         errors=sum(1 for r in live if r.type == "error"),
