@@ -98,6 +98,36 @@ def referenced_variables(source: str) -> frozenset[str]:
     return frozenset(a or b for a, b in _VARIABLE_REF.findall(source))
 
 
+def _rename(source: str, names: set[str]) -> str:
+    def sub(m: re.Match[str]) -> str:
+        name = m.group(1) or m.group(2)
+        return f"__charter_v_{name}" if name in names else m.group(0)
+
+    return _VARIABLE_REF.sub(sub, source)
+
+
+def _inline_optionals(source: str, optional: dict[str, str]) -> str:
+    """Bind the optional-typed variables `source` reads with cel.bind, in declaration order.
+
+    An optional value cannot cross from one evaluation to the next through the
+    `variables` map (the runtime cannot hand it back to Python), so the expressions
+    reading one evaluate it in place instead; the rest stay memoized.
+    """
+    needed: set[str] = set()
+    todo = [n for n in referenced_variables(source) if n in optional]
+    while todo:
+        n = todo.pop()
+        if n not in needed:
+            needed.add(n)
+            todo.extend(r for r in referenced_variables(optional[n]) if r in optional)
+    if not needed:
+        return source
+    body = _rename(source, needed)
+    for name in reversed([n for n in optional if n in needed]):
+        body = f"cel.bind(__charter_v_{name}, {_rename(optional[name], needed)}, {body})"
+    return body
+
+
 def _compile(
     source: str,
     field_path: str,
@@ -105,17 +135,13 @@ def _compile(
     allowed_types: tuple[str, ...] | None,
     known_variables: set[str],
     what: str,
+    optional: dict[str, str] | None = None,
 ) -> CompiledExpr:
     loc = Location(location.file, location.document, location.line, location.policy, field_path, source)
     try:
         program = compile_expression(source)
     except CelCompileError as e:
         raise CompileError(f"CEL compile error: {e.message}", loc) from e
-    if allowed_types is not None and program.return_type not in allowed_types:
-        want = " or ".join(t.lower() for t in allowed_types if t != "DYN")
-        raise CompileError(
-            f"{what} must evaluate to {want}, but its type is {program.return_type.lower()}", loc
-        )
     refs = referenced_variables(source)
     unknown = sorted(refs - known_variables)
     if unknown:
@@ -124,6 +150,20 @@ def _compile(
             f"(defined before this point: {', '.join(sorted(known_variables)) or 'none'})",
             loc,
         )
+    if optional and refs & optional.keys():
+        inlined = _inline_optionals(source, optional)
+        try:
+            program = compile_expression(inlined)
+        except CelCompileError as e:
+            raise CompileError(
+                f"CEL compile error (with optional variables bound in place): {e.message}", loc
+            ) from e
+        refs = referenced_variables(inlined)
+    if allowed_types is not None and program.return_type not in allowed_types:
+        want = " or ".join(t.lower() for t in allowed_types if t != "DYN")
+        raise CompileError(
+            f"{what} must evaluate to {want}, but its type is {program.return_type.lower()}", loc
+        )
     return CompiledExpr(field_path, program, refs)
 
 
@@ -131,11 +171,16 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
     loc = Location(location.file, location.document, location.line, name)
     defined: set[str] = set()
     variables: dict[str, CompiledExpr] = {}
+    optional: dict[str, str] = {}  # optional-typed variables: name -> expression
     for i, var in enumerate(spec.variables):
         # A variable may use the ones declared before it, as in the apiserver.
-        variables[var.name] = _compile(
-            var.expression, f"spec.variables[{i}].expression", loc, None, defined, "a variable"
+        compiled = _compile(
+            var.expression, f"spec.variables[{i}].expression", loc, None, defined, "a variable", optional
         )
+        if compiled.program.return_type.startswith("optional_type"):
+            optional[var.name] = var.expression
+        else:
+            variables[var.name] = compiled
         defined.add(var.name)
     conditions = tuple(
         (
@@ -147,6 +192,7 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
                 _BOOL,
                 defined,
                 "a match condition",
+                optional,
             ),
         )
         for i, mc in enumerate(spec.match_conditions)
@@ -155,7 +201,13 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
         CompiledValidation(
             index=i,
             expr=_compile(
-                v.expression, f"spec.validations[{i}].expression", loc, _BOOL, defined, "a validation"
+                v.expression,
+                f"spec.validations[{i}].expression",
+                loc,
+                _BOOL,
+                defined,
+                "a validation",
+                optional,
             ),
             message=v.message,
             message_expr=(
@@ -166,6 +218,7 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
                     _STRING,
                     defined,
                     "a messageExpression",
+                    optional,
                 )
                 if v.message_expression
                 else None
@@ -185,6 +238,7 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
                 _STRING_OR_NULL,
                 defined,
                 "an audit annotation",
+                optional,
             ),
         )
         for i, a in enumerate(spec.audit_annotations)

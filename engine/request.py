@@ -115,7 +115,8 @@ def attributes_for_object(
         operation=operation,
         object=subject,
         old_object=old,
-        user_info=user_info or {},
+        # An unknown requester is an empty username, so identity policies can say so instead of erroring.
+        user_info=user_info or {"username": "", "groups": []},
         dry_run=dry_run,
         source=source or Source(),
     )

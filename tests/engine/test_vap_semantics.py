@@ -311,3 +311,29 @@ def test_lazy_variables_error_only_when_read(make_engine: Callable[..., Engine])
     findings = evaluate(engine, POD).findings()
     assert [(f.validation, f.kind) for f in findings] == [(1, "violation"), (2, "error")]
     assert findings[1].message.startswith("variables.broken: ")
+
+
+def test_optional_variables_are_usable_downstream(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(
+        """
+        apiVersion: charter.dev/v1alpha1
+        kind: Policy
+        metadata: {name: optional-vars}
+        spec:
+          matchConstraints:
+            resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: ["*"], resources: [pods]}]
+          variables:
+            - {name: team, expression: "object.metadata.?labels[?'team']"}
+            - {name: teamName, expression: "variables.team.orValue('none')"}
+            - {name: upper, expression: "variables.team.hasValue() ? variables.team.value().upperAscii() : ''"}
+          validations:
+            - expression: "variables.team.hasValue()"
+              messageExpression: "'team is ' + variables.teamName"
+            - expression: "variables.upper == 'ML'"
+              messageExpression: "'upper is ' + variables.upper"
+        """
+    )
+    labelled = evaluate(engine, POD.replace("namespace: default}", "namespace: default, labels: {team: ml}}"))
+    assert labelled.findings() == []
+    bare = evaluate(engine, POD)
+    assert [f.message for f in bare.findings()] == ["team is none", "upper is"]  # messages are trimmed
