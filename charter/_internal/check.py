@@ -94,7 +94,9 @@ def run_check(
         else:
             # Piped output (CI logs) is not 80 columns wide; do not fold messages to fit it.
             width = None if out.isatty() else 180
-            console = Console(file=out, highlight=False, soft_wrap=True, no_color=output is not None, width=width)
+            console = Console(
+                file=out, highlight=False, soft_wrap=True, no_color=output is not None, width=width
+            )
             render_text(report, console, verbose=verbose)
     finally:
         if output is not None:

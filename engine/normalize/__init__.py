@@ -15,6 +15,8 @@ from ._common import Ctx, clean_object, get_map, get_str, str_map, type_name
 
 __all__ = ["extract_pod_templates", "normalize"]
 
+_RELATED_KINDS = ("ResourceClaim", "ResourceClaimTemplate", "ServiceAccount")
+
 
 def _metadata(obj: dict[str, Any], ctx: Ctx) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
     meta = get_map(obj, "metadata", "", ctx)
@@ -61,8 +63,11 @@ def _normalize(obj: Mapping[str, Any], related: Sequence[Mapping[str, Any]], ctx
         ctx.problem("", f"expected an object (a map), got {type_name(obj)}")
         return {**_empty(), "problems": ctx.problems}
     o = clean_object(obj, ctx)
-    # Problems in related objects belong to those objects' own normalization, not to this one.
-    rel = [clean_object(x, Ctx()) for x in related if isinstance(x, Mapping)] if related else []
+    # Only the kinds read from related objects are copied: normalizing every object of a large
+    # file against all the others stays linear in practice. Their problems are theirs, not ours.
+    rel = [
+        clean_object(x, Ctx()) for x in related if isinstance(x, Mapping) and x.get("kind") in _RELATED_KINDS
+    ]
     meta, labels, annotations = _metadata(o, ctx)
     namespace = get_str(meta, "namespace", "metadata", ctx)
     raw_templates, extras = podspecs.extract(o, ctx)

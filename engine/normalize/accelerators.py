@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from functools import lru_cache
 from typing import Any
 
 from ._common import PLACEHOLDER, Ctx, at, count, get_list, get_map, get_str, join, type_name
@@ -29,6 +30,7 @@ _PRODUCT_IN_CEL = re.compile(r"""\.?productName"?\]?\s*==\s*["']([^"']+)["']""")
 _DRA_KINDS = ("ResourceClaim", "ResourceClaimTemplate")
 
 
+@lru_cache(maxsize=1024)
 def is_accelerator(resource: str) -> bool:
     if resource in _EXACT or resource.startswith("nvidia.com/mig-"):
         return True
@@ -229,30 +231,9 @@ def compute(
         claims = get_list(t.spec, "resourceClaims", t.path, ctx)
         if claims:
             rel = rel or _Related(related, namespace)
-            users: dict[str, str] = {}
-            for c in tcs:
-                rv = c.raw.get("resources")
-                used: Any = rv.get("claims") if isinstance(rv, dict) else None
-                for cl in used if isinstance(used, list) else ():
-                    if isinstance(cl, dict) and isinstance(cl.get("name"), str):
-                        users.setdefault(cl["name"], c.view["name"])
-            for i, claim in enumerate(claims):
-                cp = at(join(t.path, "resourceClaims"), i)
-                for entry in _claim(claim, cp, ti, rel, ctx):
-                    dra_claims.append({k: v for k, v in entry.items() if k != "selectors"})
-                    for s in entry["selectors"]:
-                        cel = s.get("cel") if isinstance(s, dict) else None
-                        expr = cel.get("expression") if isinstance(cel, dict) else None
-                        if isinstance(expr, str):
-                            products.extend(_PRODUCT_IN_CEL.findall(expr))
-                    if not entry["deviceClass"] or not entry["count"]:
-                        continue
-                    dc = entry["deviceClass"]
-                    requests.append(
-                        {"podTemplate": ti, "container": users.get(entry["name"], ""), "resource": dc,
-                         "count": entry["count"], "source": "dra", "requestsEqualLimits": True}
-                    )  # fmt: skip
-                    regular[dc] = regular.get(dc, 0) + entry["count"]
+            for req in _dra(t, ti, tcs, claims, rel, dra_claims, products, ctx):
+                requests.append(req)
+                regular[req["resource"]] = regular.get(req["resource"], 0) + req["count"]
 
         pod = {r: max(regular.get(r, 0), init_max.get(r, 0)) for r in (*regular, *init_max)}
         for r, n in pod.items():
@@ -280,6 +261,42 @@ def compute(
         "tpuTopology": topology,
         "draClaims": dra_claims,
     }
+
+
+def _dra(
+    t: Template,
+    ti: int,
+    tcs: list[Container],
+    claims: list[Any],
+    rel: _Related,
+    dra_claims: list[dict[str, Any]],
+    products: list[str],
+    ctx: Ctx,
+) -> list[dict[str, Any]]:
+    """Accelerator requests of a template's resource claims; fills draClaims and DRA products."""
+    users: dict[str, str] = {}  # claim name -> first container that uses it
+    for c in tcs:
+        rv = c.raw.get("resources")
+        used: Any = rv.get("claims") if isinstance(rv, dict) else None
+        for cl in used if isinstance(used, list) else ():
+            if isinstance(cl, dict) and isinstance(cl.get("name"), str):
+                users.setdefault(cl["name"], c.view["name"])
+    out: list[dict[str, Any]] = []
+    for i, claim in enumerate(claims):
+        for entry in _claim(claim, at(join(t.path, "resourceClaims"), i), ti, rel, ctx):
+            dra_claims.append({k: v for k, v in entry.items() if k != "selectors"})
+            for s in entry["selectors"]:
+                cel = s.get("cel") if isinstance(s, dict) else None
+                expr = cel.get("expression") if isinstance(cel, dict) else None
+                if isinstance(expr, str):
+                    products.extend(_PRODUCT_IN_CEL.findall(expr))
+            if entry["deviceClass"] and entry["count"]:
+                # A claim is allocated whole to the pod: nothing like requests < limits can happen.
+                out.append(
+                    {"podTemplate": ti, "container": users.get(entry["name"], ""), "resource": entry["deviceClass"],
+                     "count": entry["count"], "source": "dra", "requestsEqualLimits": True}
+                )  # fmt: skip
+    return out
 
 
 def _tpu_chips_per_pod(topology: str, t: Template, ctx: Ctx) -> int | None:

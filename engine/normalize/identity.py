@@ -49,22 +49,23 @@ def extract(
         "automountServiceAccountToken": first.get("automountServiceAccountToken"),
     }
     for field, keys in _OWNERSHIP.items():
-        out[field] = next((labels[k] for k in keys if labels.get(k)), "")
+        out[field] = labels.get(keys[0]) or labels.get(keys[1]) or ""
     # Workload identity is declared on the ServiceAccount, but often copied on the object or pods.
     ann_sources = [annotations, *(t["annotations"] for t in templates)]
     label_sources = [labels, *(t["labels"] for t in templates)]
     if related:
         for name in dict.fromkeys(t["serviceAccountName"] or "default" for t in templates):
             ann_sources.append(_service_account(related, name, namespace))
-
-    def first_of(key: str) -> str:
-        return next((s[key] for s in ann_sources if s.get(key)), "")
-
-    use = next((s[AZURE_USE] for s in (*label_sources, *ann_sources) if s.get(AZURE_USE)), "")
+    found = {GCP_SA: "", AWS_ROLE: "", AZURE_CLIENT: "", AZURE_USE: ""}
+    for source in (*ann_sources, *label_sources):
+        for key in found:
+            if not found[key] and source.get(key):
+                found[key] = source[key]
     out["workloadIdentity"] = {
-        "gcpServiceAccount": first_of(GCP_SA),
-        "awsRoleArn": first_of(AWS_ROLE),
-        "azureClientId": first_of(AZURE_CLIENT),
-        "azureUseWorkloadIdentity": use.lower() == "true",
+        "gcpServiceAccount": found[GCP_SA],
+        "awsRoleArn": found[AWS_ROLE],
+        "azureClientId": found[AZURE_CLIENT],
+        # The webhook reads this from pod labels; accepted from annotations too, as people write it.
+        "azureUseWorkloadIdentity": found[AZURE_USE].lower() == "true",
     }
     return out
