@@ -337,3 +337,29 @@ def test_optional_variables_are_usable_downstream(make_engine: Callable[..., Eng
     assert labelled.findings() == []
     bare = evaluate(engine, POD)
     assert [f.message for f in bare.findings()] == ["team is none", "upper is"]  # messages are trimmed
+
+
+def test_runaway_expression_stopped_by_cost_budget(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(
+        """
+        apiVersion: charter.dev/v1alpha1
+        kind: Policy
+        metadata: {name: runaway}
+        spec:
+          matchConstraints:
+            resourceRules: [{apiGroups: [""], apiVersions: [v1], operations: ["*"], resources: [configmaps]}]
+          validations:
+            - expression: "object.data.keys.all(a, object.data.keys.all(b, a != b || a == b))"
+        """
+    )
+    cm = {
+        "apiVersion": "v1",
+        "kind": "ConfigMap",
+        "metadata": {"name": "big", "namespace": "default"},
+        "data": {"keys": [str(i) for i in range(500)]},
+    }
+    (finding,) = evaluate(engine, cm).findings()
+    assert finding.kind == "error" and finding.actions == ("Deny",)
+    assert finding.message.startswith("cost budget exceeded")
+    small = dict(cm, data={"keys": ["a", "b"]})
+    assert evaluate(engine, small).findings() == []
