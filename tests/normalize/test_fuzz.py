@@ -8,7 +8,7 @@ from charter.engine.normalize import normalize
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from .conftest import assert_json_like
+from .conftest import EXAMPLES, assert_json_like, load_examples
 
 KINDS = [
     "Pod", "Deployment", "ReplicaSet", "StatefulSet", "DaemonSet", "Job", "CronJob", "PyTorchJob", "TFJob",
@@ -58,5 +58,41 @@ def test_never_raises(kind: str, body: dict[str, Any], related: list[Any]) -> No
 @given(obj=json_like)
 def test_any_value(obj: Any) -> None:
     w = normalize(obj)
+    assert_json_like(w)
+    assert not any(p["message"].startswith("internal error") for p in w["problems"]), w["problems"]
+
+
+def _subtrees(v: Any, path: tuple[Any, ...] = ()) -> list[tuple[Any, ...]]:
+    out = [path]
+    if isinstance(v, dict):
+        for k, x in v.items():
+            out.extend(_subtrees(x, (*path, k)))
+    elif isinstance(v, list):
+        for i, x in enumerate(v):
+            out.extend(_subtrees(x, (*path, i)))
+    return out
+
+
+def _replace(v: Any, path: tuple[Any, ...], new: Any) -> Any:
+    if not path:
+        return new
+    head, rest = path[0], path[1:]
+    if isinstance(v, dict):
+        return {**v, head: _replace(v[head], rest, new)}
+    return [_replace(x, rest, new) if i == head else x for i, x in enumerate(v)]
+
+
+EXAMPLE_OBJECTS = [o for name in sorted(p.name for p in EXAMPLES.glob("*.yaml")) for o in load_examples(name)]
+
+
+@settings(max_examples=400, deadline=None)
+@given(data=st.data())
+def test_mutated_examples(data: st.DataObject) -> None:
+    """Realistic workloads with one subtree replaced by anything: deep shapes, not just top-level junk."""
+    obj = data.draw(st.sampled_from(EXAMPLE_OBJECTS))
+    for _ in range(data.draw(st.integers(1, 3))):
+        path = data.draw(st.sampled_from(_subtrees(obj)))
+        obj = _replace(obj, path, data.draw(json_like))
+    w = normalize(obj, EXAMPLE_OBJECTS)
     assert_json_like(w)
     assert not any(p["message"].startswith("internal error") for p in w["problems"]), w["problems"]
