@@ -147,8 +147,8 @@ def extract(obj: dict[str, Any], ctx: Ctx) -> tuple[list[Template], Extras]:
     if kind in ("PodTemplate",):
         out.append(_template(obj.get("template"), "template", "", 1, ctx))
         return [t for t in out if t], extras
-    if kind == "List" or (spec_v is None and kind not in _KNOWN):
-        return [], extras
+    if not isinstance(spec_v, dict) and kind not in _KNOWN:
+        return [], extras  # an unknown kind's spec may be anything: nothing to report
     if not isinstance(spec_v, dict):
         what = "missing" if spec_v is None else f"expected a map, got {type_name(spec_v)}"
         ctx.problem("spec", f"spec {what}")

@@ -36,7 +36,7 @@ def obj(kind: str, spec: Any, api: str = "v1", **meta: Any) -> dict[str, Any]:
     }
 
 
-GPU8 = {"limits": {"nvidia.com/gpu": 8}}
+GPU8: dict[str, Any] = {"limits": {"nvidia.com/gpu": 8}}
 
 
 def paths(w: dict[str, Any]) -> list[tuple[str, str, int]]:
@@ -326,6 +326,8 @@ def test_unknown_kinds() -> None:
     ]
     assert paths(normalize(obj("Sandbox", pod_spec()))) == [("spec", "", 1)]
     assert normalize(obj("Widget", {"size": 3}))["podTemplates"] == []
+    assert normalize(obj("Widget", "text"))["problems"] == []
+    assert normalize({"kind": "List", "items": [obj("Pod", pod_spec())]})["podTemplates"] == []
 
 
 def test_pod_template_fields() -> None:
