@@ -49,8 +49,14 @@ class ReadResult:
     errors: list[InputError] = field(default_factory=list)
 
 
-def expand_paths(paths: Iterable[str]) -> tuple[list[str], list[InputError]]:
-    """Files named, and manifest files found recursively under directories, in a stable order."""
+def expand_paths(
+    paths: Iterable[str], skip_dirs: frozenset[str] = frozenset()
+) -> tuple[list[str], list[InputError]]:
+    """Files named, and manifest files found recursively under directories, in a stable order.
+
+    Hidden directories are never entered; nor are directories named in `skip_dirs`
+    (policy packs keep their test fixtures in `tests/`, which must not become policy or context).
+    """
     files: list[str] = []
     errors: list[InputError] = []
     for raw in paths:
@@ -64,7 +70,10 @@ def expand_paths(paths: Iterable[str]) -> tuple[list[str], list[InputError]]:
                 for f in p.rglob("*")
                 if f.is_file()
                 and f.suffix in MANIFEST_SUFFIXES
-                and not any(part.startswith(".") for part in f.relative_to(p).parts)
+                and not any(
+                    part.startswith(".") or part in skip_dirs for part in f.relative_to(p).parent.parts
+                )
+                and not f.name.startswith(".")
             )
             files.extend(found)
         elif p.is_file():
@@ -125,9 +134,9 @@ def parse_documents(text: str, source: str) -> Iterator[Document]:
         loader.dispose()
 
 
-def read_documents(paths: Iterable[str]) -> ReadResult:
+def read_documents(paths: Iterable[str], skip_dirs: frozenset[str] = frozenset()) -> ReadResult:
     """Read every document under `paths`; parse failures become errors, never exceptions."""
-    files, errors = expand_paths(paths)
+    files, errors = expand_paths(paths, skip_dirs)
     result = ReadResult(errors=errors)
     for source in files:
         try:

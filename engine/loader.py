@@ -32,6 +32,9 @@ from .models import (
 
 M = TypeVar("M", bound=BaseModel)
 
+# Under a policy directory, `tests/` holds PolicyTest suites and their fixtures, not policy.
+POLICY_SKIP_DIRS = frozenset({"tests"})
+
 
 def pydantic_errors(e: ValidationError) -> str:
     parts = []
@@ -206,7 +209,7 @@ def build_policy_set(
 
 def load_policy_set(paths: Iterable[str]) -> tuple[PolicySet, ContextObjects, list[CharterError]]:
     """Load the policy files (and the context found beside them); every problem is returned, not raised."""
-    read = read_documents(paths)
+    read = read_documents(paths, skip_dirs=POLICY_SKIP_DIRS)
     errors: list[CharterError] = list(read.errors)
     pset, others = build_policy_set(read.documents, errors)
     ctx = ContextObjects()

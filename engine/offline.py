@@ -18,7 +18,8 @@ from .loader import ContextObjects, add_context, classify
 from .request import Source, attributes_for_object
 from .results import Decision
 
-_RELATED_KINDS = frozenset({"ResourceClaim", "ResourceClaimTemplate", "DeviceClass"})
+# Objects normalization reads beside a workload: DRA claims for devices, ServiceAccounts for identity.
+_RELATED_KINDS = frozenset({"ResourceClaim", "ResourceClaimTemplate", "DeviceClass", "ServiceAccount"})
 
 
 @dataclass(slots=True)

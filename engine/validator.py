@@ -1,8 +1,10 @@
-"""One policy, one binding, one param: matchConditions, variables, validations, audit annotations.
+"""One policy, one binding, one param: matchConditions, validations, audit annotations.
 
 Follows k8s.io/apiserver/pkg/admission/plugin/policy/validating/validator.go: a
 runtime error is never `false`, it becomes an error decision under failurePolicy;
 message fallback is messageExpression -> message -> "failed expression: <expr>".
+Variables are bound in place by the compiler, so one activation serves every
+expression of every policy for a resource.
 """
 
 from __future__ import annotations
@@ -10,7 +12,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._internal.cel.program import new_activation
 from .compiler import CompiledExpr, CompiledPolicy
 
 # k8s.io/apiserver/pkg/apis/cel/config.go
@@ -38,70 +39,36 @@ class ValidateResult:
     trace: list[dict[str, Any]] | None = None
 
 
-class _Scope:
-    """The activation for one evaluation, with variables computed on first use."""
-
-    def __init__(
-        self, policy: CompiledPolicy, base: dict[str, Any], trace: list[dict[str, Any]] | None
-    ) -> None:
-        self.policy = policy
-        self.base = base
-        self.values: dict[str, Any] = {}
-        self.errors: dict[str, str] = {}
-        self.trace = trace
-        self._activation: Any = None
-        self._activation_vars: frozenset[str] | None = None
-
-    def _resolve(self, names: frozenset[str]) -> None:
-        for name in names:
-            if name in self.values or name in self.errors:
-                continue
-            expr = self.policy.variables[name]
-            self._resolve(expr.variables)
-            value, err = expr.program.run(self._activation_for(expr.variables))
-            if err is None:
-                self.values[name] = value
-            else:
-                self.errors[name] = err
-            if self.trace is not None:
-                self.trace.append({"step": "variable", "name": name, "value": value, "error": err})
-
-    def _activation_for(self, names: frozenset[str]) -> Any:
-        if not names:
-            if self._activation is None or self._activation_vars:
-                # Expressions that read no variables share one activation.
-                self._activation = new_activation({**self.base, "variables": {}})
-                self._activation_vars = frozenset()
-            return self._activation
-        available = {n: self.values[n] for n in self._closure(names) if n in self.values}
-        return new_activation({**self.base, "variables": available})
-
-    def _closure(self, names: frozenset[str]) -> set[str]:
-        seen: set[str] = set()
-        todo = list(names)
-        while todo:
-            n = todo.pop()
-            if n not in seen:
-                seen.add(n)
-                todo.extend(self.policy.variables[n].variables)
-        return seen
-
-    def run(self, expr: CompiledExpr) -> tuple[Any, str | None]:
-        self._resolve(expr.variables)
-        value, err = expr.program.run(self._activation_for(expr.variables))
-        if err is not None:
-            failed = sorted(n for n in self._closure(expr.variables) if n in self.errors)
-            if failed:
-                # The expression read a variable whose own evaluation failed: report that cause.
-                err = "; ".join(f"variables.{n}: {self.errors[n]}" for n in failed)
-        return value, err
+def _run(policy: CompiledPolicy, expr: CompiledExpr, activation: Any) -> tuple[Any, str | None]:
+    value, err = expr.program.run(activation)
+    if err is not None and expr.variables:
+        # Name the variable whose own evaluation failed, as the apiserver's lazy variables do.
+        for name, var in policy.variables.items():
+            if name in expr.variables or _reads(policy, expr.variables, name):
+                _, var_err = var.program.run(activation)
+                if var_err is not None and var_err == err:
+                    return None, f"variables.{name}: {err}"
+    return value, err
 
 
-def _message(policy: CompiledPolicy, scope: _Scope, index: int) -> str:
+def _reads(policy: CompiledPolicy, names: frozenset[str], target: str) -> bool:
+    seen: set[str] = set()
+    todo = list(names)
+    while todo:
+        n = todo.pop()
+        if n == target:
+            return True
+        if n not in seen:
+            seen.add(n)
+            todo.extend(policy.variables[n].variables)
+    return False
+
+
+def _message(policy: CompiledPolicy, activation: Any, index: int) -> str:
     v = policy.validations[index]
     message = ""
     if v.message_expr is not None:
-        value, err = scope.run(v.message_expr)
+        value, err = _run(policy, v.message_expr, activation)
         if err is None and isinstance(value, str):
             value = value.strip()
             if len(value.encode()) <= MAX_MESSAGE_EXPRESSION_BYTES and "\n" not in value:
@@ -113,18 +80,24 @@ def _message(policy: CompiledPolicy, scope: _Scope, index: int) -> str:
     return message
 
 
-def validate(policy: CompiledPolicy, base: dict[str, Any], *, explain: bool = False) -> ValidateResult:
-    """Evaluate `policy` with the activation `base` (object, request, params, ... but not variables)."""
+def validate(policy: CompiledPolicy, activation: Any, *, explain: bool = False) -> ValidateResult:
+    """Evaluate `policy` against `activation` (object, request, params, workload, ...)."""
     trace: list[dict[str, Any]] | None = [] if explain else None
-    scope = _Scope(policy, base, trace)
     result = ValidateResult(trace=trace)
     fail = policy.failure_policy == "Fail"
     error_action = "deny" if fail else "admit"
 
+    if trace is not None:
+        for name, var in policy.variables.items():
+            value, err = var.program.run(activation)
+            trace.append({"step": "variable", "name": name, "value": value, "error": err})
+
     for name, cond in policy.match_conditions:
-        value, err = scope.run(cond)
+        value, err = _run(policy, cond, activation)
         if trace is not None:
             trace.append({"step": "matchCondition", "name": name, "value": value, "error": err})
+        if err is None and not isinstance(value, bool):
+            err = f"evaluated to {type(value).__name__}, not bool"
         if err is not None:
             msg = f"failed to evaluate matchCondition {name!r}: {err}"
             result.decisions.append(
@@ -132,18 +105,11 @@ def validate(policy: CompiledPolicy, base: dict[str, Any], *, explain: bool = Fa
             )
             return result
         if value is not True:
-            # A false match condition (or one that is not a bool) means the policy does not apply.
-            if not isinstance(value, bool):
-                msg = f"matchCondition {name!r} evaluated to {type(value).__name__}, not bool"
-                result.decisions.append(
-                    Decision(None, error_action, "error", msg, field=cond.field, expression=cond.source)
-                )
-                return result
-            result.matched = False
+            result.matched = False  # a false match condition: the policy does not apply
             return result
 
     for v in policy.validations:
-        value, err = scope.run(v.expr)
+        value, err = _run(policy, v.expr, activation)
         if trace is not None:
             trace.append(
                 {
@@ -162,28 +128,21 @@ def validate(policy: CompiledPolicy, base: dict[str, Any], *, explain: bool = Fa
                 Decision(v.index, error_action, "error", err, field=v.expr.field, expression=v.expr.source)
             )
         elif value is not True:
+            message = _message(policy, activation, v.index)
             result.decisions.append(
-                Decision(
-                    v.index,
-                    "deny",
-                    "deny",
-                    _message(policy, scope, v.index),
-                    v.reason or "Invalid",
-                    v.expr.field,
-                    v.expr.source,
-                )
+                Decision(v.index, "deny", "deny", message, v.reason or "Invalid", v.expr.field, v.expr.source)
             )
         else:
             result.decisions.append(Decision(v.index, "admit", "admit"))
 
     for a in policy.audit_annotations:
-        value, err = scope.run(a.expr)
+        value, err = _run(policy, a.expr, activation)
         if trace is not None:
             trace.append({"step": "auditAnnotation", "key": a.key, "value": value, "error": err})
         if err is None and value is not None and not isinstance(value, str):
             err = (
-                f"valueExpression '{a.expr.source}' resulted in unsupported return type: {type(value).__name__}. "
-                "Return type must be either string or null."
+                f"valueExpression '{a.expr.source}' resulted in unsupported return type: "
+                f"{type(value).__name__}. Return type must be either string or null."
             )
         if err is not None:
             if fail:

@@ -59,7 +59,10 @@ class Program:
             try:
                 detail = str(value.value())
             except TypeError:  # an optional value also reports type ERROR; .value() raises on it
-                return None, "the expression returned an optional value; unwrap it with .orValue(...) or .value()"
+                return (
+                    None,
+                    "the expression returned an optional value; unwrap it with .orValue(...) or .value()",
+                )
             return None, runtime_message(detail)
         return value.plain_value(), None
 
