@@ -144,7 +144,7 @@ def extract(obj: dict[str, Any], ctx: Ctx) -> tuple[list[Template], Extras]:
     extras = Extras()
     out: list[Template | None] = []
     spec_v = obj.get("spec")
-    if kind in ("PodTemplate",):
+    if kind == "PodTemplate":
         out.append(_template(obj.get("template"), "template", "", 1, ctx))
         return [t for t in out if t], extras
     if not isinstance(spec_v, dict) and kind not in _KNOWN:
@@ -173,7 +173,9 @@ def extract(obj: dict[str, Any], ctx: Ctx) -> tuple[list[Template], Extras]:
     elif kind == "RayCluster":
         out.extend(_ray_cluster(spec, "spec", ctx))
     elif kind == "RayJob":
-        out.extend(_ray_cluster(get_map(spec, "rayClusterSpec", "spec", ctx), "spec.rayClusterSpec", ctx))
+        # Without rayClusterSpec the job runs on an existing cluster (clusterSelector): no pods here.
+        if spec.get("rayClusterSpec") is not None:
+            out.extend(_ray_cluster(get_map(spec, "rayClusterSpec", "spec", ctx), "spec.rayClusterSpec", ctx))
         if spec.get("submitterPodTemplate") is not None:
             out.append(
                 _template(spec["submitterPodTemplate"], "spec.submitterPodTemplate", "submitter", 1, ctx)
@@ -283,8 +285,7 @@ def _inference_service(spec: dict[str, Any], extras: Extras, ctx: Ctx) -> list[T
         if t is None:
             continue
         out.append(t)
-        for uri_key in ("storageUri",):
-            _kserve_uri(c, uri_key, path, comp, extras, ctx)
+        _kserve_uri(c, "storageUri", path, comp, extras, ctx)
         _kserve_uri(get_map(c, "storage", path, ctx), "storageUri", join(path, "storage"), comp, extras, ctx)
         for i, su in enumerate(get_list(c, "storageUris", path, ctx)):
             if isinstance(su, dict):

@@ -199,6 +199,8 @@ def test_rayjob_and_rayservice() -> None:
         "spec.submitterPodTemplate.spec",
     ]
     assert w["accelerators"]["total"] == {"nvidia.com/gpu": 3}
+    w = normalize(obj("RayJob", {"clusterSelector": {"ray.io/cluster": "shared"}}))
+    assert w["podTemplates"] == [] and w["problems"] == []
     w = normalize(obj("RayService", {"rayClusterConfig": ray_cluster({})}))
     assert paths(w)[0][0] == "spec.rayClusterConfig.headGroupSpec.template.spec"
 
