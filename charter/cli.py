@@ -179,6 +179,119 @@ def explain(
     )
 
 
+class AuditFailure(StrEnum):
+    deny = "deny"
+    allow = "allow"
+
+
+@app.command()
+def serve(
+    tls_cert: Annotated[str, typer.Option("--tls-cert", help="PEM certificate (chain); reloaded on change.")],
+    tls_key: Annotated[str, typer.Option("--tls-key", help="PEM private key; reloaded on change.")],
+    policies: PoliciesOpt = None,
+    cluster: ClusterOpt = None,
+    context: ContextOpt = None,
+    exceptions: ExceptionsOpt = None,
+    host: Annotated[str, typer.Option("--host", help="Address for the TLS admission port.")] = "127.0.0.1",
+    port: Annotated[int, typer.Option("--port", help="TLS admission port (POST /validate).")] = 8443,
+    metrics_port: Annotated[
+        int,
+        typer.Option("--metrics-port", help="Plain-HTTP port for /healthz, /readyz, /metrics; 0 for none."),
+    ] = 9090,
+    metrics_host: Annotated[
+        str | None, typer.Option("--metrics-host", help="Address for the metrics port (default: --host).")
+    ] = None,
+    audit_failure: Annotated[
+        AuditFailure,
+        typer.Option("--audit-failure", help="When a decision cannot be audited: deny or allow."),
+    ] = AuditFailure.deny,
+    namespace_source: Annotated[
+        str | None,
+        typer.Option(
+            "--namespace-source", help="Namespace labels: 'kube' (list+watch) or 'file:PATH[,PATH]'."
+        ),
+    ] = None,
+    reload_interval: Annotated[
+        float, typer.Option("--reload-interval", help="Seconds between checks for changed files.")
+    ] = 1.0,
+    loop: Annotated[str, typer.Option("--loop", hidden=True)] = "auto",
+    http: Annotated[str, typer.Option("--http", hidden=True)] = "auto",
+) -> None:
+    """Run the validating admission webhook (HTTPS POST /validate)."""
+    from charter.admission.server import ServeOptions, run_serve
+
+    code = run_serve(
+        ServeOptions(
+            policies=policies or [],
+            tls_cert=tls_cert,
+            tls_key=tls_key,
+            cluster=cluster,
+            context=context or [],
+            exceptions=exceptions or [],
+            host=host,
+            port=port,
+            metrics_host=metrics_host,
+            metrics_port=metrics_port,
+            audit_failure=audit_failure.value,
+            namespace_source=namespace_source,
+            reload_interval=reload_interval,
+            loop=loop,
+            http=http,
+        )
+    )
+    raise typer.Exit(code)
+
+
+@app.command("webhook-config")
+def webhook_config(
+    service: Annotated[str, typer.Option("--service", help="The webhook Service as NAMESPACE/NAME.")],
+    ca_bundle: Annotated[
+        Path, typer.Option("--ca-bundle", help="PEM CA that signed the serving certificate.")
+    ],
+    policies: PoliciesOpt = None,
+    failure_policy: Annotated[str, typer.Option("--failure-policy", help="Fail or Ignore.")] = "Fail",
+    timeout_seconds: Annotated[int, typer.Option("--timeout-seconds", min=1, max=30)] = 10,
+    path: Annotated[str, typer.Option("--path")] = "/validate",
+    port: Annotated[int, typer.Option("--port", min=1, max=65535)] = 443,
+    name: Annotated[str, typer.Option("--name", help="metadata.name of the configuration.")] = "charter.dev",
+) -> None:
+    """Print the ValidatingWebhookConfiguration (YAML) that routes the policies' resources to charter."""
+    import yaml
+    from charter.admission.webhook_config import webhook_configuration
+
+    from charter._internal.session import load_session
+
+    ns, _, svc = service.partition("/")
+    if not ns or not svc or "/" in svc:
+        _fail(f"--service must be NAMESPACE/NAME, not {service!r}")
+    if failure_policy not in ("Fail", "Ignore"):
+        _fail(f"--failure-policy must be Fail or Ignore, not {failure_policy!r}")
+    if not path.startswith("/"):
+        _fail(f"--path must start with /, not {path!r}")
+    try:
+        ca = ca_bundle.read_bytes()
+    except OSError as e:
+        _fail(f"--ca-bundle: {e}")
+    if b"-----BEGIN CERTIFICATE-----" not in ca:
+        _fail(f"--ca-bundle {ca_bundle}: no PEM certificate in this file")
+    session = load_session(policies or [])
+    if session.errors:
+        _print_errors(session.errors)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    config = webhook_configuration(
+        session.policies,
+        service_namespace=ns,
+        service_name=svc,
+        ca_bundle=ca,
+        name=name,
+        failure_policy=failure_policy,
+        timeout_seconds=timeout_seconds,
+        path=path,
+        port=port,
+    )
+    sys.stdout.write(yaml.safe_dump(config, sort_keys=False))
+
+
 @app.command()
 def version() -> None:
     """Print charter's version and its CEL runtime."""
