@@ -1,1 +1,59 @@
+"""charter's signed, tamper-evident audit log of every decision.
 
+Both shells write through `DecisionSink` (see `sink.py`); `open_sink` builds the real one:
+DSSE-signed in-toto statements in an RFC 6962 Merkle log with C2SP checkpoints, stored in
+SQLite (default `.charter/audit.db`) or PostgreSQL.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+from .sink import AuditUnavailable, DecisionContext, DecisionSink, NullSink
+
+DEFAULT_KEY = ".charter/audit.key"
+
+__all__ = ["AuditUnavailable", "DecisionContext", "DecisionSink", "NullSink", "open_sink"]
+
+
+def open_sink(
+    url: str,
+    key_path: str | None,
+    *,
+    origin: str | None = None,
+    publish: str | None = None,
+    checkpoint_every: int = 1000,
+    checkpoint_seconds: float = 10.0,
+) -> DecisionSink:
+    """The audit sink for `--audit URL`: `postgresql://...`, `sqlite:///PATH`, a path, or "" for
+    `.charter/audit.db`. The signing key is `key_path`, else $CHARTER_AUDIT_KEY, else
+    `.charter/audit.key` (create one with `charter audit keygen`). `publish` (or
+    $CHARTER_AUDIT_PUBLISH) names an append-only file every checkpoint is also written to.
+    Raises AuditUnavailable when the store or the key cannot be opened."""
+    from .crypto import load_private_key
+    from .log import DEFAULT_ORIGIN, AuditLog
+    from .publish import CheckpointPublisher, FileCheckpointSink
+    from .store import open_store
+
+    key_file = key_path or os.environ.get("CHARTER_AUDIT_KEY") or DEFAULT_KEY
+    try:
+        key = load_private_key(Path(key_file))
+    except (OSError, ValueError) as e:
+        raise AuditUnavailable(f"audit signing key {key_file}: {e} (create one: charter audit keygen)") from e
+    try:
+        store = open_store(url)
+    except ValueError as e:
+        raise AuditUnavailable(str(e)) from e
+    pubs: list[CheckpointPublisher] = []
+    target = publish or os.environ.get("CHARTER_AUDIT_PUBLISH")
+    if target:
+        pubs.append(FileCheckpointSink(target))
+    return AuditLog(
+        store,
+        key,
+        origin=origin or DEFAULT_ORIGIN,
+        publishers=pubs,
+        checkpoint_every=checkpoint_every,
+        checkpoint_seconds=checkpoint_seconds,
+    )

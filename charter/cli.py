@@ -304,6 +304,16 @@ def version() -> None:
         print(json.dumps({"charter": "unknown"}))
 
 
+def _register_audit() -> None:
+    # The audit commands live in charter.audit.cli; their heavy imports are inside each command.
+    from charter.audit.cli import app as audit_app
+
+    app.add_typer(audit_app, name="audit")
+
+
+_register_audit()
+
+
 def main() -> None:
     try:
         app()

@@ -1,0 +1,235 @@
+"""One decision as an in-toto Statement v1: the predicate auditors read, and the columns queries index."""
+
+from __future__ import annotations
+
+import hashlib
+import uuid
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from charter.engine.results import Decision, PolicyOutcome
+
+from .crypto import canonical_json, json_safe
+from .sink import DecisionContext
+
+STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
+PREDICATE_TYPE = "https://charter.dev/decision/v1"
+# Spliced into the canonical payload once the log index is known (inside the store's lock): the
+# largest safe integer appears exactly once in the canonical bytes, or the record is re-canonicalized.
+_PLACEHOLDER = 2**53 - 1
+_PLACEHOLDER_BYTES = b'"logIndex":%d' % _PLACEHOLDER
+TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
+
+
+def now_text() -> str:
+    return datetime.now(UTC).strftime(TIME_FORMAT)
+
+
+@dataclass(slots=True)
+class PolicyRow:
+    policy: str
+    verdict: str
+    exception: str = ""
+    approved_by: str = ""
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A record before it has a log index: its payload template and its query columns."""
+
+    record_id: str
+    time: str
+    cluster: str
+    jurisdiction: str
+    namespace: str
+    kind: str
+    name: str
+    user: str
+    operation: str
+    decision: str
+    template: bytes
+    statement: dict[str, Any] | None = None  # set when the placeholder could not be spliced
+    policies: list[PolicyRow] = field(default_factory=list)
+    datasets: list[str] = field(default_factory=list)
+    models: list[str] = field(default_factory=list)
+
+    def payload(self, index: int) -> bytes:
+        if self.statement is not None:
+            self.statement["predicate"]["logIndex"] = index
+            return canonical_json(self.statement)
+        return self.template.replace(_PLACEHOLDER_BYTES, b'"logIndex":%d' % index, 1)
+
+
+def object_digest(obj: Any) -> str:
+    """sha256 of the object's RFC 8785 canonical JSON (out-of-range numbers carried as strings)."""
+    try:
+        data = canonical_json(json_safe(obj))
+    except (UnicodeEncodeError, ValueError, TypeError):
+        data = canonical_json(json_safe(_scrub(obj)))
+    return hashlib.sha256(data).hexdigest()
+
+
+def _scrub(value: Any) -> Any:
+    if isinstance(value, str):
+        return value.encode("utf-8", "backslashreplace").decode()
+    if isinstance(value, dict):
+        return {_scrub(str(k)): _scrub(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_scrub(v) for v in value]
+    return value
+
+
+def overall(decision: Decision) -> str:
+    if not decision.allowed:
+        return "deny"
+    if decision.warnings():
+        return "warn"
+    return "allow"
+
+
+def _service_account(user: str) -> str:
+    parts = user.split(":")
+    if len(parts) == 4 and parts[:2] == ["system", "serviceaccount"]:
+        return f"{parts[2]}/{parts[3]}"
+    return ""
+
+
+def _result(o: PolicyOutcome, pset: str) -> dict[str, Any]:
+    live = [f for f in o.findings if f.effective]
+    actions = sorted({a for f in live for a in f.actions})
+    exceptions = [
+        {
+            "name": f.exception.name,
+            "ticket": f.exception.ticket,
+            "approvedBy": f.exception.approved_by,
+            "reason": f.exception.reason,
+            "expires": f.exception.expires.isoformat(),
+            "validation": f.validation_name or (str(f.validation) if f.validation is not None else ""),
+        }
+        for f in o.findings
+        if f.exception is not None
+    ]
+    verdict = o.verdict
+    return {
+        "policy": o.policy,
+        "policySetDigest": pset,
+        "verdict": verdict,
+        "action": ",".join(actions),
+        "allowed": not any("Deny" in f.actions for f in live),
+        "message": live[0].message if live else "",
+        "exceptions": exceptions,
+    }
+
+
+def _workload(w: dict[str, Any]) -> dict[str, Any]:
+    acc = w.get("accelerators") or {}
+    ident = w.get("identity") or {}
+    return {
+        "accelerators": {
+            "count": acc.get("count", 0),
+            "total": acc.get("total", {}),
+            "products": acc.get("products", []),
+            "migProfiles": acc.get("migProfiles", []),
+        },
+        "models": [
+            {"uri": m.get("uri", ""), "name": m.get("name", ""), "digest": m.get("digest", "")}
+            for m in w.get("models") or []
+            if isinstance(m, dict)
+        ],
+        "datasets": [
+            {"id": d.get("id", ""), "uri": d.get("uri", ""), "jurisdiction": d.get("jurisdiction", "")}
+            for d in w.get("datasets") or []
+            if isinstance(d, dict)
+        ],
+        "serviceAccount": ident.get("serviceAccountName", ""),
+        "team": ident.get("team", ""),
+    }
+
+
+def prepare(decision: Decision, context: DecisionContext, *, time: str | None = None) -> Prepared:
+    """Build the statement for one decision (without its log index) and its query columns."""
+    a = decision.attributes
+    cluster = context.cluster
+    cview: dict[str, Any] | None = None
+    cname, jurisdiction = "", ""
+    if cluster is not None:
+        v = cluster.view()
+        cname, jurisdiction = v["name"], v["jurisdiction"]
+        cview = {k: v[k] for k in ("name", "type", "provider", "region", "jurisdiction", "jurisdictions")}
+    user_info = a.user_info or {}
+    user = str(user_info.get("username", ""))
+    groups = [str(g) for g in user_info.get("groups", []) or []]
+    verdict = overall(decision)
+    results = [_result(o, context.policy_set_digest) for o in decision.outcomes if o.verdict != "skip"]
+    workload = _workload(decision.workload)
+    record_id = str(uuid.uuid4())
+    t = time or now_text()
+    statement: dict[str, Any] = {
+        "_type": STATEMENT_TYPE,
+        "subject": [
+            {
+                "name": f"{cname}/{a.namespace}/{a.kind}/{a.name}",
+                "digest": {"sha256": object_digest(a.subject)},
+            }
+        ],
+        "predicateType": PREDICATE_TYPE,
+        "predicate": {
+            "logIndex": _PLACEHOLDER,
+            "decisionId": record_id,
+            "time": t,
+            "shell": context.shell,
+            "cluster": cview,
+            "request": {
+                "user": user,
+                "groups": groups,
+                "serviceAccount": _service_account(user),
+                "uid": a.uid,
+                "operation": a.operation,
+                "dryRun": a.dry_run,
+                "apiVersion": a.api_version,
+                "kind": a.kind,
+                "namespace": a.namespace,
+                "name": a.name,
+            },
+            "workload": workload,
+            "policySetDigest": context.policy_set_digest,
+            "results": results,
+            "auditAnnotations": decision.audit_annotations(),
+            "decision": verdict,
+            "allowed": decision.allowed,
+        },
+    }
+    statement = json_safe(statement)
+    template = canonical_json(statement)
+    keep: dict[str, Any] | None = None
+    if template.count(_PLACEHOLDER_BYTES) != 1:
+        keep = statement
+    rows = []
+    for r in results:
+        ex = r["exceptions"]
+        rows.append(
+            PolicyRow(
+                r["policy"],
+                r["verdict"],
+                ",".join(e["name"] for e in ex),
+                ",".join(e["approvedBy"] for e in ex),
+            )
+        )
+    return Prepared(
+        record_id=record_id,
+        time=t,
+        cluster=cname,
+        jurisdiction=jurisdiction,
+        namespace=a.namespace,
+        kind=a.kind,
+        name=a.name,
+        user=user,
+        operation=a.operation,
+        decision=verdict,
+        template=template,
+        statement=keep,
+        policies=rows,
+        datasets=sorted({d["id"] for d in workload["datasets"] if d["id"]}),
+        models=sorted({m["digest"] for m in workload["models"] if m["digest"]}),
+    )

@@ -1,0 +1,355 @@
+"""Where the log lives: SQLite (WAL, the embedded default) or PostgreSQL (several writers, one log).
+
+Appends are serialized by the database itself (SQLite's write lock via BEGIN IMMEDIATE; a
+PostgreSQL transaction-scoped advisory lock), and the tree index is assigned inside that
+transaction, so several processes produce one gap-free log.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Protocol
+
+DEFAULT_SQLITE = ".charter/audit.db"
+_PG_LOCK = 0x63686172  # "char"
+
+_SCHEMA = [
+    """CREATE TABLE IF NOT EXISTS records (
+        idx {bigint} PRIMARY KEY, record_id TEXT NOT NULL UNIQUE, time TEXT NOT NULL,
+        cluster TEXT NOT NULL, jurisdiction TEXT NOT NULL, namespace TEXT NOT NULL, kind TEXT NOT NULL,
+        name TEXT NOT NULL, username TEXT NOT NULL, operation TEXT NOT NULL, decision TEXT NOT NULL,
+        envelope {blob} NOT NULL, leaf_hash {blob} NOT NULL)""",
+    """CREATE TABLE IF NOT EXISTS record_policies (
+        idx {bigint} NOT NULL, policy TEXT NOT NULL, verdict TEXT NOT NULL,
+        exception TEXT NOT NULL, approved_by TEXT NOT NULL)""",
+    "CREATE TABLE IF NOT EXISTS record_datasets (idx {bigint} NOT NULL, dataset TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS record_models (idx {bigint} NOT NULL, digest TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS checkpoints (size {bigint} PRIMARY KEY, time TEXT NOT NULL, note TEXT NOT NULL)",
+    "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
+    "CREATE INDEX IF NOT EXISTS records_time ON records (time)",
+    "CREATE INDEX IF NOT EXISTS records_ns ON records (namespace, idx)",
+    "CREATE INDEX IF NOT EXISTS records_cluster ON records (cluster, idx)",
+    "CREATE INDEX IF NOT EXISTS records_jur ON records (jurisdiction, idx)",
+    "CREATE INDEX IF NOT EXISTS records_decision ON records (decision, idx)",
+    "CREATE INDEX IF NOT EXISTS records_user ON records (username, idx)",
+    "CREATE INDEX IF NOT EXISTS policies_policy ON record_policies (policy, idx)",
+    "CREATE INDEX IF NOT EXISTS policies_idx ON record_policies (idx)",
+    "CREATE INDEX IF NOT EXISTS datasets_dataset ON record_datasets (dataset, idx)",
+    "CREATE INDEX IF NOT EXISTS datasets_idx ON record_datasets (idx)",
+    "CREATE INDEX IF NOT EXISTS models_digest ON record_models (digest, idx)",
+    "CREATE INDEX IF NOT EXISTS models_idx ON record_models (idx)",
+]
+
+RECORD_COLUMNS = (
+    "idx, record_id, time, cluster, jurisdiction, namespace, kind, name, username, operation, decision"
+)
+
+
+@dataclass(slots=True)
+class Row:
+    """One record as stored, ready to insert."""
+
+    idx: int
+    record_id: str
+    time: str
+    cluster: str
+    jurisdiction: str
+    namespace: str
+    kind: str
+    name: str
+    user: str
+    operation: str
+    decision: str
+    envelope: bytes
+    leaf_hash: bytes
+    policies: list[tuple[str, str, str, str]]  # policy, verdict, exception, approved_by
+    datasets: list[str]
+    models: list[str]
+
+
+class Cursor(Protocol):
+    def execute(self, sql: str, params: Sequence[Any] = ...) -> Any: ...
+    def executemany(self, sql: str, params: Any) -> Any: ...
+    def fetchall(self) -> list[Any]: ...
+    def fetchone(self) -> Any: ...
+
+
+class StoreError(Exception):
+    """The store failed (unreachable, locked past its timeout, corrupt)."""
+
+
+class Tx:
+    """The write transaction: the log's lock is held for its whole life."""
+
+    def __init__(self, store: Store, cur: Cursor) -> None:
+        self.store, self.cur = store, cur
+
+    def q(self, sql: str) -> str:
+        return self.store.q(sql)
+
+    def size(self) -> int:
+        self.cur.execute("SELECT MAX(idx) FROM records")
+        m = self.cur.fetchone()[0]
+        return 0 if m is None else int(m) + 1
+
+    def leaf_hashes(self, lo: int, hi: int) -> list[bytes]:
+        self.cur.execute(
+            self.q("SELECT leaf_hash FROM records WHERE idx >= ? AND idx < ? ORDER BY idx"), (lo, hi)
+        )
+        return [bytes(r[0]) for r in self.cur.fetchall()]
+
+    def last_checkpoint_size(self) -> int:
+        self.cur.execute("SELECT MAX(size) FROM checkpoints")
+        m = self.cur.fetchone()[0]
+        return 0 if m is None else int(m)
+
+    def insert(self, rows: Sequence[Row]) -> None:
+        q = self.q
+        self.cur.executemany(
+            q(
+                "INSERT INTO records (idx, record_id, time, cluster, jurisdiction, namespace, kind, name, "
+                "username, operation, decision, envelope, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+            ),
+            [
+                (
+                    r.idx, r.record_id, r.time, r.cluster, r.jurisdiction, r.namespace, r.kind, r.name,
+                    r.user, r.operation, r.decision, r.envelope, r.leaf_hash,
+                )
+                for r in rows
+            ],
+        )  # fmt: skip
+        pol = [(r.idx, *p) for r in rows for p in r.policies]
+        if pol:
+            self.cur.executemany(
+                q(
+                    "INSERT INTO record_policies (idx, policy, verdict, exception, approved_by) VALUES (?,?,?,?,?)"
+                ),
+                pol,
+            )
+        ds = [(r.idx, d) for r in rows for d in r.datasets]
+        if ds:
+            self.cur.executemany(q("INSERT INTO record_datasets (idx, dataset) VALUES (?,?)"), ds)
+        ms = [(r.idx, m) for r in rows for m in r.models]
+        if ms:
+            self.cur.executemany(q("INSERT INTO record_models (idx, digest) VALUES (?,?)"), ms)
+
+    def insert_checkpoint(self, size: int, time: str, note: str) -> None:
+        self.cur.execute(
+            self.q("INSERT INTO checkpoints (size, time, note) VALUES (?,?,?)"), (size, time, note)
+        )
+
+
+class Store:
+    """Common reads; the backends differ in connections, placeholders and locking."""
+
+    url: str
+    placeholder = "?"
+
+    def q(self, sql: str) -> str:
+        return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
+
+    def connect(self) -> Any:
+        raise NotImplementedError
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        raise NotImplementedError
+        yield  # pragma: no cover
+
+    @contextmanager
+    def reader(self) -> Iterator[Any]:
+        conn = self.connect()
+        try:
+            yield conn
+        finally:
+            conn.close()
+
+    def init(self, meta: dict[str, str]) -> dict[str, str]:
+        """Create the schema; record `meta` where unset; return the stored meta."""
+        with self.transaction() as tx:
+            for stmt in _SCHEMA:
+                tx.cur.execute(stmt.format(bigint=self.bigint, blob=self.blob))
+            for k, v in meta.items():
+                tx.cur.execute(self.q(self.insert_ignore("meta", "key", "?, ?")), (k, v))
+            tx.cur.execute("SELECT key, value FROM meta")
+            return {str(k): str(v) for k, v in tx.cur.fetchall()}
+
+    bigint = "INTEGER"
+    blob = "BLOB"
+
+    def insert_ignore(self, table: str, key: str, values: str) -> str:
+        return f"INSERT OR IGNORE INTO {table} VALUES ({values})"
+
+    def fetch(self, sql: str, params: Sequence[Any] = ()) -> list[Any]:
+        with self.reader() as conn:
+            cur = conn.cursor()
+            cur.execute(self.q(sql), tuple(params))
+            return list(cur.fetchall())
+
+    def meta(self) -> dict[str, str]:
+        return {str(k): str(v) for k, v in self.fetch("SELECT key, value FROM meta")}
+
+    def size(self) -> int:
+        m = self.fetch("SELECT MAX(idx) FROM records")[0][0]
+        return 0 if m is None else int(m) + 1
+
+    def count(self) -> int:
+        return int(self.fetch("SELECT COUNT(*) FROM records")[0][0])
+
+    def checkpoints(self) -> list[tuple[int, str]]:
+        return [(int(s), str(n)) for s, n in self.fetch("SELECT size, note FROM checkpoints ORDER BY size")]
+
+    def iter_rows(self, lo: int, hi: int, chunk: int = 5000) -> Iterator[tuple[int, bytes, bytes]]:
+        """(idx, envelope, stored leaf hash) for lo <= idx < hi, in order."""
+        with self.reader() as conn:
+            cur = conn.cursor()
+            start = lo
+            while start < hi:
+                cur.execute(
+                    self.q(
+                        "SELECT idx, envelope, leaf_hash FROM records WHERE idx >= ? AND idx < ? ORDER BY idx"
+                    ),
+                    (start, min(hi, start + chunk)),
+                )
+                for i, env, lh in cur.fetchall():
+                    yield int(i), bytes(env), bytes(lh)
+                start += chunk
+
+    def leaf_hashes(self, hi: int) -> list[bytes]:
+        return [
+            bytes(r[0]) for r in self.fetch("SELECT leaf_hash FROM records WHERE idx < ? ORDER BY idx", (hi,))
+        ]
+
+    def envelopes(self, indices: Sequence[int]) -> dict[int, bytes]:
+        out: dict[int, bytes] = {}
+        for k in range(0, len(indices), 500):
+            part = list(indices[k : k + 500])
+            marks = ",".join("?" * len(part))
+            for i, env in self.fetch(f"SELECT idx, envelope FROM records WHERE idx IN ({marks})", part):
+                out[int(i)] = bytes(env)
+        return out
+
+
+class SQLiteStore(Store):
+    def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
+        self.path = Path(path)
+        self.url = f"sqlite:///{self.path}"
+        self.timeout = timeout
+        self._writer: sqlite3.Connection | None = None
+
+    def connect(self) -> sqlite3.Connection:
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            conn = sqlite3.connect(
+                self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
+            )
+            conn.execute("PRAGMA journal_mode=WAL")
+            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+        except (sqlite3.Error, OSError) as e:
+            raise StoreError(f"{self.path}: {e}") from e
+        return conn
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        try:
+            if self._writer is None:
+                self._writer = self.connect()
+            conn = self._writer
+            cur = conn.cursor()
+            cur.execute("BEGIN IMMEDIATE")
+        except sqlite3.Error as e:
+            self.close()
+            raise StoreError(f"{self.path}: {e}") from e
+        try:
+            yield Tx(self, cur)
+            cur.execute("COMMIT")
+        except BaseException as e:
+            try:
+                cur.execute("ROLLBACK")
+            except sqlite3.Error:
+                self.close()
+            if isinstance(e, sqlite3.Error):
+                raise StoreError(f"{self.path}: {e}") from e
+            raise
+
+    def close(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            finally:
+                self._writer = None
+
+
+class PostgresStore(Store):
+    placeholder = "%s"
+    bigint = "BIGINT"
+    blob = "BYTEA"
+
+    def __init__(self, url: str) -> None:
+        self.url = url
+        self._writer: Any = None
+
+    def insert_ignore(self, table: str, key: str, values: str) -> str:
+        return f"INSERT INTO {table} VALUES ({values}) ON CONFLICT ({key}) DO NOTHING"
+
+    def connect(self) -> Any:
+        import psycopg
+
+        try:
+            return psycopg.connect(self.url, connect_timeout=10)
+        except psycopg.Error as e:
+            raise StoreError(f"postgresql: {e}") from e
+
+    @contextmanager
+    def transaction(self) -> Iterator[Tx]:
+        import psycopg
+
+        try:
+            if self._writer is None or self._writer.closed:
+                self._writer = self.connect()
+            conn = self._writer
+            cur = conn.cursor()
+            # One lock for the whole log: indexes are assigned inside it, so writers interleave
+            # whole batches and the log stays gap-free. Released at COMMIT/ROLLBACK.
+            cur.execute("SELECT pg_advisory_xact_lock(%s)", (_PG_LOCK,))
+        except psycopg.Error as e:
+            self.close()
+            raise StoreError(f"postgresql: {e}") from e
+        try:
+            yield Tx(self, cur)
+            conn.commit()
+        except BaseException as e:
+            try:
+                conn.rollback()
+            except psycopg.Error:
+                self.close()
+            if isinstance(e, psycopg.Error):
+                raise StoreError(f"postgresql: {e}") from e
+            raise
+
+    def close(self) -> None:
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            finally:
+                self._writer = None
+
+
+def open_store(url: str | None) -> Store:
+    """`postgresql://...` / `postgres://...`, `sqlite:///path`, a file path, or None for the default."""
+    if not url:
+        return SQLiteStore(DEFAULT_SQLITE)
+    if url.startswith(("postgresql://", "postgres://")):
+        return PostgresStore(url)
+    if url.startswith("sqlite:///"):
+        return SQLiteStore(url[len("sqlite:///") :])
+    if url.startswith("sqlite://"):
+        return SQLiteStore(url[len("sqlite://") :])
+    if "://" in url:
+        raise ValueError(f"unsupported audit store URL {url!r} (sqlite:///PATH, PATH or postgresql://...)")
+    return SQLiteStore(url)
