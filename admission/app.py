@@ -183,7 +183,7 @@ def _record(
             "uid": req.uid,
             "kind": f"{req.kind.group}/{req.kind.version}/{req.kind.kind}".lstrip("/"),
             "namespace": req.namespace,
-            "name": req.name,
+            "objectName": req.name,  # `name` is a LogRecord attribute
             "operation": req.operation,
             "subResource": req.sub_resource,
             "dryRun": req.dry_run,
@@ -247,7 +247,10 @@ def create_app(state: WebhookState) -> FastAPI:
                 ),
                 None,
             )
-        _record(state, review, response, decision, t0)
+        try:
+            _record(state, review, response, decision, t0)
+        except Exception:  # metrics or logging must never turn an answer into a 500
+            log.exception("recording the decision failed", extra={"uid": review.request.uid})
         return Response(
             json.dumps(resp.review(response), separators=(",", ":")), media_type="application/json"
         )
