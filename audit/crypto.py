@@ -217,7 +217,7 @@ def vkey(name: str, pub: Ed25519PublicKey) -> str:
 
 
 def parse_vkey(text: str) -> tuple[str, Ed25519PublicKey]:
-    name, hexid, b64 = text.strip().split("+")
+    name, hexid, b64 = text.strip().split("+", 2)
     raw = base64.b64decode(b64, validate=True)
     if len(raw) != 33 or raw[0] != ALG_ED25519:
         raise ValueError("not an Ed25519 verifier key")

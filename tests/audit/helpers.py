@@ -1,0 +1,77 @@
+"""Decisions to record, built the way the engine builds them."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any
+
+from charter.audit.sink import DecisionContext
+from charter.engine import attributes_for_object
+from charter.engine.models import ClusterProfile
+from charter.engine.normalize import normalize
+from charter.engine.results import Decision, ExceptionUse, Finding, PolicyOutcome
+
+PSET = "sha256:" + "ab" * 32
+
+
+def cluster(name: str = "eu-1", jurisdiction: str = "DE") -> ClusterProfile:
+    return ClusterProfile.model_validate(
+        {
+            "apiVersion": "charter.dev/v1alpha1",
+            "kind": "ClusterProfile",
+            "metadata": {"name": name},
+            "spec": {"type": "cloud", "provider": "aws", "region": "eu-central-1", "jurisdiction": jurisdiction,
+                     "jurisdictions": ["EU"]},
+        }
+    )  # fmt: skip
+
+
+def pod(i: int, namespace: str = "ml-team-a", dataset: str = "ds-eu-claims") -> dict[str, Any]:
+    return {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {
+            "name": f"trainer-{i}",
+            "namespace": namespace,
+            "annotations": {
+                "charter.dev/datasets": dataset,
+                "charter.dev/model-uri": "hf://acme/llama-ft",
+                "charter.dev/model-digest": "sha256:" + "cd" * 32,
+            },
+        },
+        "spec": {
+            "containers": [
+                {"name": "t", "image": "registry.example/trainer:1", "resources": {"limits": {"nvidia.com/gpu": "2"}}}
+            ]
+        },
+    }
+
+
+def decision(
+    i: int = 0, *, deny: bool = False, namespace: str = "ml-team-a", dataset: str = "ds-eu-claims",
+    exception: bool = False, user: str = "alice",
+) -> Decision:  # fmt: skip
+    obj = pod(i, namespace, dataset)
+    attrs = attributes_for_object(obj, user_info={"username": user, "groups": ["ml", "system:authenticated"]})
+    findings = []
+    if deny or exception:
+        ex = (
+            ExceptionUse("exc-1", "TICKET-7", "bob", "migration", datetime(2027, 1, 1, tzinfo=UTC), "ex.yaml")
+            if exception
+            else None
+        )
+        findings.append(
+            Finding("residency-dataset", "", "violation", ("Deny",), f"dataset {dataset} not allowed here", "Forbidden",
+                    exception=ex)
+        )  # fmt: skip
+    outcomes = [
+        PolicyOutcome("residency-dataset", "Policy", "residency", "high", True, "Fail", findings=findings,
+                      audit_annotations={"dataset": dataset}),
+        PolicyOutcome("gpu-quota", "Policy", "accelerators", "medium", True, "Fail"),
+        PolicyOutcome("unmatched", "Policy", "general", "low", False, "Fail"),
+    ]  # fmt: skip
+    return Decision(attrs, outcomes, normalize(obj))
+
+
+def context(name: str = "eu-1", jurisdiction: str = "DE") -> DecisionContext:
+    return DecisionContext(PSET, cluster(name, jurisdiction), "admission")
