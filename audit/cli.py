@@ -138,12 +138,14 @@ def _emit(data: list[dict[str, object]], format: OutFormat) -> None:
     from rich.console import Console
     from rich.table import Table
 
+    skip = {"record_id", "operation", "models", "policies"} if "record_id" in flat[0] else set()
+    cols = [k for k in flat[0] if k not in skip]
     t = Table(show_lines=False)
-    for k in flat[0]:
-        t.add_column(k)
+    for k in cols:
+        t.add_column(k, overflow="fold")
     for d in flat:
-        t.add_row(*[str(v) for v in d.values()])
-    Console(highlight=False, soft_wrap=True).print(t)
+        t.add_row(*[str(d[k]) for k in cols])
+    Console(highlight=False, width=None if sys.stdout.isatty() else 240).print(t)
 
 
 @app.command()
