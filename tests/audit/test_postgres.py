@@ -1,0 +1,79 @@
+"""PostgreSQL: a real server started by the tests; three appender processes produce one log."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from pathlib import Path
+
+import psycopg
+import pytest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+
+from charter.audit import AuditUnavailable
+from charter.audit.crypto import load_public_key
+from charter.audit.log import AuditLog
+from charter.audit.query import Filters, query, residency
+from charter.audit.store import PostgresStore
+from charter.audit.verify import verify_log
+
+from .helpers import context, decision
+
+CHILD = Path(__file__).with_name("writer_child.py")
+
+
+def test_three_concurrent_appenders_one_log(pg_db: str, keypair: tuple[Path, Path]) -> None:
+    key, pub = keypair
+    procs = [
+        subprocess.Popen([sys.executable, str(CHILD), pg_db, str(key), "60", "3", "25"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]  # fmt: skip
+    ids: list[str] = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        ids.extend(out.split())
+    assert len(ids) == len(set(ids)) == 3 * 3 * 60
+    rep = verify_log(pg_db, load_public_key(pub), workers=2, chunk=100)
+    assert rep.ok, rep.failures[:5]
+    assert rep.tree_size == len(ids)
+    assert rep.checkpoints >= 3
+    with psycopg.connect(pg_db) as c:
+        stored = {r[0] for r in c.execute("SELECT record_id FROM records").fetchall()}
+        idx = [r[0] for r in c.execute("SELECT idx FROM records ORDER BY idx").fetchall()]
+    assert stored == set(ids)
+    assert idx == list(range(len(ids)))
+    store = PostgresStore(pg_db)
+    assert len(query(store, Filters(decision="deny", limit=10_000))) == 3 * 3 * 20
+    assert sum(r.records for r in residency(store, "ds-eu-claims")) == len(ids)
+
+
+def test_postgres_tamper_detected(pg_db: str, keypair: tuple[Path, Path], signing_key: Ed25519PrivateKey) -> None:
+    with AuditLog(PostgresStore(pg_db), signing_key, checkpoint_every=10) as log:
+        for i in range(25):
+            log.append(decision(i), context())
+    with psycopg.connect(pg_db) as c:
+        c.execute("DELETE FROM records WHERE idx = 11")
+    rep = verify_log(pg_db, load_public_key(keypair[1]), workers=1)
+    assert rep.first is not None and (rep.first.index, rep.first.kind) == (11, "missing")
+
+
+def test_unreachable_postgres_is_unavailable(signing_key: Ed25519PrivateKey, postgres_url: str) -> None:
+    with pytest.raises(AuditUnavailable):
+        AuditLog(PostgresStore("postgresql://postgres@127.0.0.1:1/postgres"), signing_key)
+    # a store that goes away after opening: the append fails loudly, never silently
+    import uuid
+
+    name = "gone_" + uuid.uuid4().hex[:8]
+    with psycopg.connect(postgres_url, autocommit=True) as c:
+        c.execute(f"CREATE DATABASE {name}")
+    url = postgres_url.rsplit("/", 1)[0] + "/" + name
+    log = AuditLog(PostgresStore(url), signing_key, timeout=20)
+    log.append(decision(0), context())
+    with psycopg.connect(postgres_url, autocommit=True) as c:
+        c.execute(f"DROP DATABASE {name} WITH (FORCE)")
+    with pytest.raises(AuditUnavailable):
+        log.append(decision(1), context())
+    assert log.metrics.failures >= 1
+    log.close()
