@@ -69,10 +69,10 @@ def export_bundle(store: Store, pub: Ed25519PublicKey, filters: Filters, out: Pa
         records.append(
             BundleRecord(
                 index=r.index,
-                recordId=r.record_id,
+                record_id=r.record_id,
                 envelope=name,
-                envelopeSha256=hashlib.sha256(env).hexdigest(),
-                inclusionProof=[base64.b64encode(h).decode() for h in proof],
+                envelope_sha256=hashlib.sha256(env).hexdigest(),
+                inclusion_proof=[base64.b64encode(h).decode() for h in proof],
             )
         )
     (work / "checkpoint.txt").write_text(note)
@@ -80,7 +80,7 @@ def export_bundle(store: Store, pub: Ed25519PublicKey, filters: Filters, out: Pa
     manifest = Manifest(
         origin=meta["origin"],
         created=created,
-        treeSize=size,
+        tree_size=size,
         keyid=keyid(pub),
         filters=filters.model_dump(exclude_none=True),
         records=records,

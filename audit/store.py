@@ -160,6 +160,9 @@ class Store:
         raise NotImplementedError
         yield  # pragma: no cover
 
+    def close(self) -> None:
+        """Close the writer connection, if any."""
+
     @contextmanager
     def reader(self) -> Iterator[Any]:
         conn = self.connect()

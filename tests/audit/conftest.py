@@ -11,9 +11,8 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from charter.audit.crypto import generate_keypair, load_private_key
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 REPO = Path(__file__).resolve().parents[2]
 FIXTURES = REPO.parent / "shared" / "fixtures" / "provenance"
@@ -22,7 +21,9 @@ FIXTURES = REPO.parent / "shared" / "fixtures" / "provenance"
 @pytest.fixture(scope="session")
 def fixtures_dir() -> Path:
     if not (FIXTURES / "audit").is_dir():
-        raise RuntimeError(f"shared test vectors not found at {FIXTURES} (shared/ must sit beside the repository)")
+        raise RuntimeError(
+            f"shared test vectors not found at {FIXTURES} (shared/ must sit beside the repository)"
+        )
     return FIXTURES
 
 
@@ -55,7 +56,9 @@ def _ensure_postgres() -> Path:
     if b is not None:
         return b
     if os.getuid() != 0:
-        raise RuntimeError("PostgreSQL (initdb/pg_ctl) is not installed and apt-get needs root: install 'postgresql'")
+        raise RuntimeError(
+            "PostgreSQL (initdb/pg_ctl) is not installed and apt-get needs root: install 'postgresql'"
+        )
     env = {**os.environ, "DEBIAN_FRONTEND": "noninteractive"}
     for cmd in (["apt-get", "update"], ["apt-get", "install", "-y", "--no-install-recommends", "postgresql"]):
         r = subprocess.run(cmd, env=env, capture_output=True, text=True, timeout=900)
@@ -108,7 +111,8 @@ def postgres_url() -> Iterator[str]:
     finally:
         subprocess.run(
             [*prefix, str(bindir / "pg_ctl"), "-D", str(data), "-m", "immediate", "-w", "stop"],
-            capture_output=True, timeout=60,
+            capture_output=True,
+            timeout=60,
         )
         time.sleep(0.1)
         shutil.rmtree(root, ignore_errors=True)

@@ -41,7 +41,11 @@ def pod(i: int, namespace: str = "ml-team-a", dataset: str = "ds-eu-claims") -> 
         },
         "spec": {
             "containers": [
-                {"name": "t", "image": "registry.example/trainer:1", "resources": {"limits": {"nvidia.com/gpu": "2"}}}
+                {
+                    "name": "t",
+                    "image": "registry.example/trainer:1",
+                    "resources": {"limits": {"nvidia.com/gpu": "2"}},
+                }
             ]
         },
     }

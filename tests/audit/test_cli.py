@@ -8,9 +8,9 @@ import stat
 from pathlib import Path
 
 import pytest
+from charter.audit import AuditUnavailable, open_sink
 from typer.testing import CliRunner
 
-from charter.audit import AuditUnavailable, open_sink
 from charter.cli import app
 
 from .helpers import context, decision
@@ -65,14 +65,30 @@ def test_query_filters_and_formats(env: dict[str, Path]) -> None:
         _run("query", "--db", str(env["db"]), "--namespace", "ml-team-a", "--dataset", "ds-us",
              "--cluster", "eu-1", "--format", "json")
     )  # fmt: skip
-    assert {(r["namespace"], tuple(r["datasets"]), r["cluster"]) for r in rows} == {("ml-team-a", ("ds-us",), "eu-1")}
-    assert len(json.loads(_run("query", "--db", str(env["db"]), "--jurisdiction", "US", "--format", "json"))) == 6
-    assert len(json.loads(_run("query", "--db", str(env["db"]), "--policy", "gpu-quota", "--format", "json"))) == 30
+    assert {(r["namespace"], tuple(r["datasets"]), r["cluster"]) for r in rows} == {
+        ("ml-team-a", ("ds-us",), "eu-1")
+    }
+    assert (
+        len(json.loads(_run("query", "--db", str(env["db"]), "--jurisdiction", "US", "--format", "json")))
+        == 6
+    )
+    assert (
+        len(json.loads(_run("query", "--db", str(env["db"]), "--policy", "gpu-quota", "--format", "json")))
+        == 30
+    )
     digest = "sha256:" + "cd" * 32
-    assert len(json.loads(_run("query", "--db", str(env["db"]), "--model-digest", digest, "--format", "json"))) == 30
+    assert (
+        len(json.loads(_run("query", "--db", str(env["db"]), "--model-digest", digest, "--format", "json")))
+        == 30
+    )
     assert json.loads(_run("query", "--db", str(env["db"]), "--user", "mallory", "--format", "json")) == []
-    assert json.loads(_run("query", "--db", str(env["db"]), "--since", "2999-01-01", "--format", "json")) == []
-    assert len(json.loads(_run("query", "--db", str(env["db"]), "--until", "2999-01-01", "--format", "json"))) == 30
+    assert (
+        json.loads(_run("query", "--db", str(env["db"]), "--since", "2999-01-01", "--format", "json")) == []
+    )
+    assert (
+        len(json.loads(_run("query", "--db", str(env["db"]), "--until", "2999-01-01", "--format", "json")))
+        == 30
+    )
     csv = _run("query", "--db", str(env["db"]), "--limit", "3", "--format", "csv")
     assert csv.splitlines()[0].startswith("index,record_id,time") and len(csv.splitlines()) == 4
     assert "trainer-29" in _run("query", "--db", str(env["db"]), "--limit", "1")
@@ -90,7 +106,17 @@ def test_residency(env: dict[str, Path]) -> None:
 @pytest.mark.parametrize("name", ["bundle", "bundle.tar.gz"])
 def test_export_and_verify_bundle_without_database(env: dict[str, Path], name: str) -> None:
     out = env["dir"] / name
-    _run("export", "--db", str(env["db"]), "--public-key", str(env["pub"]), "--dataset", "ds-us", "--out", str(out))
+    _run(
+        "export",
+        "--db",
+        str(env["db"]),
+        "--public-key",
+        str(env["pub"]),
+        "--dataset",
+        "ds-us",
+        "--out",
+        str(out),
+    )
     moved = env["dir"] / "elsewhere" / name
     moved.parent.mkdir()
     shutil.move(out, moved)
@@ -137,7 +163,18 @@ def test_consistency_and_witness(env: dict[str, Path], tmp_path: Path) -> None:
 
     w = json.loads(_run("keygen", "--out", str(tmp_path / "w"), "--name", "witness"))
     state = tmp_path / "state"
-    common = ["--log-key", pub, "--key", w["private"], "--name", "witness.test", "--state", str(state), "--db", db]
+    common = [
+        "--log-key",
+        pub,
+        "--key",
+        w["private"],
+        "--name",
+        "witness.test",
+        "--state",
+        str(state),
+        "--db",
+        db,
+    ]
     out1 = _run("witness", str(tmp_path / "cp1.txt"), *common)
     from charter.audit.crypto import load_public_key, verify_cosignature
 

@@ -34,7 +34,9 @@ def test_kill_9_mid_stream(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
     assert p.returncode == -signal.SIGKILL
 
     # restart: a new writer picks up the tree where the store left it, appends, and closes cleanly
-    r = subprocess.run([sys.executable, str(CHILD), str(db), str(key), "25", "2", "40"], capture_output=True, text=True)
+    r = subprocess.run(
+        [sys.executable, str(CHILD), str(db), str(key), "25", "2", "40"], capture_output=True, text=True
+    )
     assert r.returncode == 0, r.stderr
     returned.extend(r.stdout.split())
 

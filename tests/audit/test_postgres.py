@@ -8,14 +8,13 @@ from pathlib import Path
 
 import psycopg
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-
 from charter.audit import AuditUnavailable
 from charter.audit.crypto import load_public_key
 from charter.audit.log import AuditLog
 from charter.audit.query import Filters, query, residency
 from charter.audit.store import PostgresStore
 from charter.audit.verify import verify_log
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .helpers import context, decision
 
@@ -49,7 +48,9 @@ def test_three_concurrent_appenders_one_log(pg_db: str, keypair: tuple[Path, Pat
     assert sum(r.records for r in residency(store, "ds-eu-claims")) == len(ids)
 
 
-def test_postgres_tamper_detected(pg_db: str, keypair: tuple[Path, Path], signing_key: Ed25519PrivateKey) -> None:
+def test_postgres_tamper_detected(
+    pg_db: str, keypair: tuple[Path, Path], signing_key: Ed25519PrivateKey
+) -> None:
     with AuditLog(PostgresStore(pg_db), signing_key, checkpoint_every=10) as log:
         for i in range(25):
             log.append(decision(i), context())

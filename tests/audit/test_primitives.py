@@ -7,10 +7,6 @@ import json
 
 import pytest
 import rfc8785
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from hypothesis import given, settings
-from hypothesis import strategies as st
-
 from charter.audit.crypto import (
     Checkpoint,
     EnvelopeError,
@@ -28,6 +24,9 @@ from charter.audit.crypto import (
     vkey,
 )
 from charter.audit.record import object_digest
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from hypothesis import given, settings
+from hypothesis import strategies as st
 
 json_values = st.recursive(
     st.none() | st.booleans() | st.integers(-(2**53) + 1, 2**53 - 1) | st.text(),
@@ -74,7 +73,12 @@ def test_envelope_roundtrip_and_negatives() -> None:
     with pytest.raises(EnvelopeError) as e:
         verify_envelope(json.dumps(d).encode(), KEY.public_key())
     assert e.value.kind == "payload-type"
-    for bad in (b"", b"[]", b"{}", b'{"payload":"!!","payloadType":"application/vnd.in-toto+json","signatures":[]}'):
+    for bad in (
+        b"",
+        b"[]",
+        b"{}",
+        b'{"payload":"!!","payloadType":"application/vnd.in-toto+json","signatures":[]}',
+    ):
         with pytest.raises(EnvelopeError) as e:
             verify_envelope(bad, KEY.public_key())
         assert e.value.kind == "malformed"

@@ -9,14 +9,14 @@ import sqlite3
 from pathlib import Path
 
 import pytest
-from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
-from typer.testing import CliRunner
-
 from charter.audit.crypto import Checkpoint, keyid, load_public_key, sign_checkpoint, sign_envelope
 from charter.audit.log import AuditLog
 from charter.audit.merkle import leaf_hash
 from charter.audit.store import SQLiteStore
 from charter.audit.verify import verify_log
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
+from typer.testing import CliRunner
+
 from charter.cli import app
 
 from .helpers import context, decision
@@ -71,7 +71,9 @@ def test_payload_edited_and_resigned_with_another_key(log_db: Path, keypair: tup
     payload = base64.b64decode(env["payload"]).replace(b'"decision":"deny"', b'"decision":"allow"')
     mallory = Ed25519PrivateKey.generate()
     forged = sign_envelope(mallory, keyid(mallory.public_key()), payload)
-    _sql(log_db, ("UPDATE records SET envelope = ?, leaf_hash = ? WHERE idx = 12", (forged, leaf_hash(forged))))
+    _sql(
+        log_db, ("UPDATE records SET envelope = ?, leaf_hash = ? WHERE idx = 12", (forged, leaf_hash(forged)))
+    )
     assert _first(log_db, keypair[1]) == (12, "signature")
 
 
@@ -111,7 +113,9 @@ def test_truncated_log_and_checkpoints_caught_by_published_copy(
     from charter.audit.publish import FileCheckpointSink, read_published
 
     db, pub_file = tmp_path / "p.db", tmp_path / "published.jsonl"
-    with AuditLog(SQLiteStore(db), signing_key, checkpoint_every=10, publishers=[FileCheckpointSink(pub_file)]) as log:
+    with AuditLog(
+        SQLiteStore(db), signing_key, checkpoint_every=10, publishers=[FileCheckpointSink(pub_file)]
+    ) as log:
         for i in range(25):
             log.append(decision(i), context())
     notes = list(read_published(pub_file))

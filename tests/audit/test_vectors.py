@@ -7,7 +7,6 @@ import json
 from pathlib import Path
 
 import pytest
-
 from charter.audit.crypto import (
     EnvelopeError,
     NoteError,
@@ -51,7 +50,9 @@ def test_22_edited_checkpoint_rejected(fixtures_dir: Path) -> None:
     note = (fixtures_dir / "audit/log/checkpoint-3.txt").read_text().replace("\n3\n", "\n4\n", 1)
     with pytest.raises(NoteError):
         open_checkpoint(note, name, pub)
-    other = load_public_key(fixtures_dir / "keys/test-ed25519.pub")  # same key, wrong name: no signature found
+    other = load_public_key(
+        fixtures_dir / "keys/test-ed25519.pub"
+    )  # same key, wrong name: no signature found
     with pytest.raises(NoteError):
         open_checkpoint((fixtures_dir / "audit/log/checkpoint-3.txt").read_text(), "other.example/log", other)
 

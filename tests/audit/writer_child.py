@@ -9,8 +9,9 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from charter.audit import open_sink  # noqa: E402
-from tests.audit.helpers import context, decision  # noqa: E402
+from charter.audit import open_sink
+
+from tests.audit.helpers import context, decision
 
 
 def main() -> None:
