@@ -103,9 +103,9 @@ class KubeNamespaceSource:
         from kubernetes import client, config
 
         try:
-            config.load_incluster_config()
+            config.load_incluster_config()  # type: ignore[no-untyped-call]
         except config.ConfigException:
-            config.load_kube_config()
+            config.load_kube_config()  # type: ignore[no-untyped-call]
         return client.CoreV1Api()
 
     def _to_dict(self, obj: Any) -> dict[str, Any]:
@@ -142,12 +142,12 @@ class KubeNamespaceSource:
                 self.replace_all([self._to_dict(o) for o in listing.items])
                 rv = listing.metadata.resource_version
                 self.last_error = None
-                w = watch.Watch()
-                for event in w.stream(
+                w = watch.Watch()  # type: ignore[no-untyped-call]
+                for event in w.stream(  # type: ignore[no-untyped-call]
                     self._api.list_namespace, resource_version=rv, timeout_seconds=self._watch_timeout
                 ):
                     if self._stop.is_set():
-                        w.stop()
+                        w.stop()  # type: ignore[no-untyped-call]
                         return
                     if event.get("type") == "ERROR":
                         raise RuntimeError(f"watch error: {event.get('raw_object')}")

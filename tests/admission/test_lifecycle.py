@@ -98,9 +98,11 @@ def test_policy_hot_reload_good_then_broken(small: tuple[Server, Path]) -> None:
 
 
 def _serial(s: Server) -> int:
-    with socket.create_connection(("127.0.0.1", s.port), timeout=5) as raw:
-        with s.ssl.wrap_socket(raw, server_hostname="127.0.0.1") as tls:
-            der = tls.getpeercert(binary_form=True)
+    with (
+        socket.create_connection(("127.0.0.1", s.port), timeout=5) as raw,
+        s.ssl.wrap_socket(raw, server_hostname="127.0.0.1") as tls,
+    ):
+        der = tls.getpeercert(binary_form=True)
     assert der is not None
     return int(x509.load_der_x509_certificate(der).serial_number)
 

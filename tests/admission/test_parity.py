@@ -82,10 +82,12 @@ def parity_server(ca: CA, tmp_path_factory: pytest.TempPathFactory, related_cont
         s.stop()
 
 
+REPORT_ARGS = ["--format", "json", "--fail-on", "never", "--no-progress"]
+
+
 def _check_report(related_context: str) -> dict[str, Any]:
     out = subprocess.run(
-        [CHARTER, "check", *_inputs(), *EXAMPLE_ARGS[:4], "--context", related_context]
-        + ["--format", "json", "--fail-on", "never", "--no-progress"],  # noqa: RUF005
+        [CHARTER, "check", *_inputs(), *EXAMPLE_ARGS[:4], "--context", related_context, *REPORT_ARGS],
         cwd=REPO,
         capture_output=True,
         text=True,
