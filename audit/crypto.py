@@ -12,6 +12,7 @@ import hashlib
 import json
 import math
 import os
+import re
 import struct
 from dataclasses import dataclass
 from pathlib import Path
@@ -44,30 +45,27 @@ def json_safe(value: Any) -> Any:
     return str(value)
 
 
-def _plain(value: Any) -> bool:
-    """True when json.dumps(sort_keys) already yields the RFC 8785 form: no floats, no
-    non-BMP or private-use characters in keys (UTF-16 vs code point order), safe ints."""
-    if isinstance(value, str) or value is None or isinstance(value, bool):
-        return True
-    if isinstance(value, int):
-        return -_MAX_SAFE <= value <= _MAX_SAFE
-    if isinstance(value, dict):
-        for k, v in value.items():
-            if not isinstance(k, str) or (not k.isascii() and any(ord(c) >= 0xE000 for c in k)):
-                return False
-            if not _plain(v):
-                return False
-        return True
-    if isinstance(value, list):
-        return all(_plain(v) for v in value)
-    return False
+_STRINGS = re.compile(r'"[^"\\]*(?:\\.[^"\\]*)*"')
+_NOT_PLAIN_NUMBER = re.compile(r"\d[.eE]|\d{16}")
 
 
 def canonical_json(value: Any) -> bytes:
-    """RFC 8785 canonical bytes. A fast path (json.dumps) for the common case, proven equal to
-    `rfc8785.dumps` by the tests; anything else goes through `rfc8785` itself."""
-    if _plain(value):
-        return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False).encode()
+    """RFC 8785 canonical bytes.
+
+    Fast path: `json.dumps(sort_keys=True)` (C) is already the RFC 8785 form when the output has
+    no float and no integer beyond 2^53 (checked on the output with the strings blanked out) and
+    no character at or above U+E000 (where code point order and UTF-16 order differ). The tests
+    prove it equal to `rfc8785.dumps`; anything else goes through `rfc8785` itself, which raises
+    for what RFC 8785 cannot carry (see `json_safe`)."""
+    try:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+    except (ValueError, TypeError):
+        return rfc8785.dumps(value)
+    if (text.isascii() or max(text) < "\ue000") and not _NOT_PLAIN_NUMBER.search(_STRINGS.sub("", text)):
+        try:
+            return text.encode()
+        except UnicodeEncodeError:  # lone surrogates: let rfc8785 decide
+            pass
     return rfc8785.dumps(value)
 
 

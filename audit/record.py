@@ -15,9 +15,9 @@ from .sink import DecisionContext
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
 PREDICATE_TYPE = "https://charter.dev/decision/v1"
-# Spliced into the canonical payload once the log index is known (inside the store's lock): the
-# largest safe integer appears exactly once in the canonical bytes, or the record is re-canonicalized.
-_PLACEHOLDER = 2**53 - 1
+# Spliced into the canonical payload once the log index is known (inside the store's lock): this
+# number appears exactly once in the canonical bytes, or the record is re-canonicalized with its index.
+_PLACEHOLDER = 987_654_321_098_765  # 15 digits: stays on the canonical fast path
 _PLACEHOLDER_BYTES = b'"logIndex":%d' % _PLACEHOLDER
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 
@@ -64,9 +64,12 @@ class Prepared:
 def object_digest(obj: Any) -> str:
     """sha256 of the object's RFC 8785 canonical JSON (out-of-range numbers carried as strings)."""
     try:
-        data = canonical_json(json_safe(obj))
-    except (UnicodeEncodeError, ValueError, TypeError):
-        data = canonical_json(json_safe(_scrub(obj)))
+        data = canonical_json(obj)
+    except Exception:  # numbers beyond RFC 8785, lone surrogates: carried as strings
+        try:
+            data = canonical_json(json_safe(obj))
+        except Exception:
+            data = canonical_json(json_safe(_scrub(obj)))
     return hashlib.sha256(data).hexdigest()
 
 
@@ -200,8 +203,11 @@ def prepare(decision: Decision, context: DecisionContext, *, time: str | None = 
             "allowed": decision.allowed,
         },
     }
-    statement = json_safe(statement)
-    template = canonical_json(statement)
+    try:
+        template = canonical_json(statement)
+    except Exception:  # numbers beyond RFC 8785 (e.g. in the workload view): carried as strings
+        statement = json_safe(statement)
+        template = canonical_json(statement)
     keep: dict[str, Any] | None = None
     if template.count(_PLACEHOLDER_BYTES) != 1:
         keep = statement
