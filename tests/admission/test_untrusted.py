@@ -146,7 +146,9 @@ def test_huge_strings_are_answered(server: Server) -> None:
     review = admission_review({**POD, "metadata": {**POD["metadata"], "name": big}}, uid="big")  # type: ignore[dict-item]
     got = server.review(review)
     assert got["uid"] == "big"
-    status, body = server.post(json.dumps({**review, "request": {**review["request"], "uid": "u" * 300}}).encode())
+    status, body = server.post(
+        json.dumps({**review, "request": {**review["request"], "uid": "u" * 300}}).encode()
+    )
     assert status == 400 and "uid" in body["message"]
 
 
