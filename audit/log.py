@@ -95,12 +95,37 @@ class AuditLog:
             raise AuditUnavailable(f"audit record could not be built: {e}") from e
         return self.append_prepared(prepared)
 
-    def append_prepared(self, prepared: Prepared) -> str:
+    async def append_async(self, decision: Decision, context: DecisionContext) -> str:
+        """`append` for an event loop: the record is built inline, then the loop serves other
+        requests while the writer commits, so concurrent reviews share one group commit."""
+        import asyncio
+
+        try:
+            prepared = prepare(decision, context)
+        except Exception as e:
+            self.metrics.failures += 1
+            log.error("audit record could not be built: %s", e)
+            raise AuditUnavailable(f"audit record could not be built: {e}") from e
+        fut = self._submit(prepared)
+        try:
+            return await asyncio.wait_for(asyncio.wrap_future(fut), self.timeout)
+        except AuditUnavailable:
+            raise
+        except Exception as e:
+            self.metrics.failures += 1
+            log.error("audit append failed: %s", e)
+            raise AuditUnavailable(str(e)) from e
+
+    def _submit(self, prepared: Prepared) -> Future[str]:
         fut: Future[str] = Future()
         with self._lock:
             if self._closed:
                 raise AuditUnavailable("audit log is closed")
             self._queue.put((prepared, fut))
+        return fut
+
+    def append_prepared(self, prepared: Prepared) -> str:
+        fut = self._submit(prepared)
         try:
             return fut.result(timeout=self.timeout)
         except AuditUnavailable:

@@ -10,7 +10,7 @@ from typing import Any
 
 from charter.engine.results import Decision, PolicyOutcome
 
-from .crypto import canonical_json, json_safe
+from .crypto import canonical_json, canonical_json_of_strings, json_safe
 from .sink import DecisionContext
 
 STATEMENT_TYPE = "https://in-toto.io/Statement/v1"
@@ -204,7 +204,7 @@ def prepare(decision: Decision, context: DecisionContext, *, time: str | None = 
         },
     }
     try:
-        template = canonical_json(statement)
+        template = canonical_json_of_strings(statement, workload)
     except Exception:  # numbers beyond RFC 8785 (e.g. in the workload view): carried as strings
         statement = json_safe(statement)
         template = canonical_json(statement)

@@ -121,6 +121,58 @@ def appends(store: Store, records: int, threads: int) -> dict[str, float]:
     return {"records": per * threads, "seconds": dt, "per_s": per * threads / dt, "batches": batches}
 
 
+def _child(url: str, key_pem: bytes, records: int, threads: int, start: Any, done: Any) -> None:
+    from charter.audit.store import open_store
+    from cryptography.hazmat.primitives.serialization import load_pem_private_key
+
+    decisions, ctx = _decisions(records)
+    key = load_pem_private_key(key_pem, None)
+    assert isinstance(key, Ed25519PrivateKey)
+    log = AuditLog(open_store(url), key, checkpoint_every=1000)
+    per = records // threads
+
+    def work(t: int) -> None:
+        start.wait()
+        for i in range(per):
+            log.append(decisions[(t * per + i) % len(decisions)], ctx)
+
+    ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
+    for t in ts:
+        t.start()
+    for t in ts:
+        t.join()
+    done.put(per * threads)
+    log.close()
+
+
+def appends_processes(url: str, records: int, processes: int, threads: int) -> dict[str, float]:
+    """Several writer processes (webhook replicas / workers) appending to one log."""
+    import multiprocessing as mp
+
+    from cryptography.hazmat.primitives import serialization
+
+    key = Ed25519PrivateKey.generate()
+    pem = key.private_bytes(
+        serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
+    )
+    ctx = mp.get_context("fork")
+    start, done = ctx.Event(), ctx.Queue()
+    ps = [
+        ctx.Process(target=_child, args=(url, pem, records // processes, threads, start, done))
+        for _ in range(processes)
+    ]
+    for p in ps:
+        p.start()
+    time.sleep(2.0)  # let every child open the store and start its threads
+    t0 = time.perf_counter()
+    start.set()
+    n = sum(done.get(timeout=600) for _ in ps)
+    dt = time.perf_counter() - t0
+    for p in ps:
+        p.join()
+    return {"records": n, "seconds": dt, "per_s": n / dt, "processes": processes}
+
+
 def verification(url: str, pub: Any) -> dict[str, float]:
     t0 = time.perf_counter()
     rep = verify_log(url, pub)
@@ -229,7 +281,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=20_000, help="appends per store (default 20,000)")
     ap.add_argument("--query-records", type=int, default=1_000_000)
-    ap.add_argument("--threads", type=int, default=64, help="concurrent appenders (webhook request threads)")
+    ap.add_argument("--threads", type=int, default=128, help="concurrent appenders (webhook request threads)")
     ap.add_argument("--postgres", default="auto", help="URL, auto (start a temp server) or off")
     args = ap.parse_args()
     cores = os.cpu_count() or 1
@@ -241,6 +293,8 @@ def main() -> None:
         db = work / "audit.db"
         res["sqlite_append"] = appends(SQLiteStore(db), args.records, args.threads)
         print("sqlite append", res["sqlite_append"], flush=True)
+        res["sqlite_append_mp"] = appends_processes(str(work / "mp.db"), args.records, cores, args.threads)
+        print("sqlite append, one process per core", res["sqlite_append_mp"], flush=True)
         # verification with the log's own key: re-open to read the key from the store meta
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
@@ -254,6 +308,13 @@ def main() -> None:
                 if url is not None:
                     res["postgres_append"] = appends(PostgresStore(url), args.records, args.threads)
                     print("postgres append", res["postgres_append"], flush=True)
+                    import psycopg
+
+                    with psycopg.connect(url, autocommit=True) as c:
+                        c.execute("CREATE DATABASE bench_mp")
+                    mp_url = url.rsplit("/", 1)[0] + "/bench_mp"
+                    res["postgres_append_mp"] = appends_processes(mp_url, args.records, cores, args.threads)
+                    print("postgres append, one process per core", res["postgres_append_mp"], flush=True)
         qdb = work / "query.db"
         t0 = time.perf_counter()
         build_query_db(qdb, args.query_records)
@@ -284,10 +345,19 @@ def report(r: dict[str, Any]) -> str:
         f"| SQLite signed durable appends/s ({r['sqlite_append']['records']:,} records) | "
         f"{r['sqlite_append']['per_s']:,.0f} | raw sign {raw['sign_per_s']:,.0f}/s; target >= 5,000 |",
     ]
+    lines.append(
+        f"| SQLite appends/s, {r['sqlite_append_mp']['processes']} writer processes, one log | "
+        f"{r['sqlite_append_mp']['per_s']:,.0f} | raw sign {raw['sign_per_s']:,.0f}/s per core |"
+    )
     if "postgres_append" in r:
         lines.append(
-            f"| PostgreSQL signed durable appends/s | {r['postgres_append']['per_s']:,.0f} | raw sign "
+            f"| PostgreSQL signed durable appends/s (1 process) | {r['postgres_append']['per_s']:,.0f} | raw sign "
             f"{raw['sign_per_s']:,.0f}/s |"
+        )
+    if "postgres_append_mp" in r:
+        lines.append(
+            f"| PostgreSQL appends/s, {r['postgres_append_mp']['processes']} writer processes, one log | "
+            f"{r['postgres_append_mp']['per_s']:,.0f} | raw sign {raw['sign_per_s']:,.0f}/s per core |"
         )
     target = 0.8 * r["cores"] * raw["verify_per_s"]
     lines.append(

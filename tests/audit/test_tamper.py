@@ -164,3 +164,23 @@ def test_cli_names_first_bad_index(log_db: Path, keypair: tuple[Path, Path], tmp
     r = CliRunner().invoke(app, ["audit", "verify", "--db", str(bad_db), "--public-key", str(keypair[1])])
     assert r.exit_code == 1
     assert "first bad index 7 (missing)" in r.output
+
+
+def test_append_async_batches_concurrent_reviews(
+    tmp_path: Path, keypair: tuple[Path, Path], signing_key: Ed25519PrivateKey
+) -> None:
+    import asyncio
+
+    db = tmp_path / "async.db"
+    log = AuditLog(SQLiteStore(db), signing_key)
+
+    async def main() -> list[str]:
+        return list(await asyncio.gather(*(log.append_async(decision(i), context()) for i in range(200))))
+
+    ids = asyncio.run(main())
+    assert len(set(ids)) == 200
+    assert log.metrics.batches < 200  # group commit shared between concurrent reviews
+    log.close()
+    with pytest.raises(Exception, match="closed"):
+        log.append(decision(0), context())
+    assert verify_log(str(db), load_public_key(keypair[1]), workers=1).ok
