@@ -205,7 +205,17 @@ class EnvelopeError(Exception):
         self.detail = detail
 
 
-def verify_envelope(envelope: bytes, pub: Ed25519PublicKey, payload_type: str = PAYLOAD_TYPE) -> bytes:
+def key_ids(pub: Ed25519PublicKey) -> frozenset[str]:
+    """The key ids a signature by `pub` may carry (both conventions, or none)."""
+    return frozenset({keyid(pub), spki_keyid(pub), ""})
+
+
+def verify_envelope(
+    envelope: bytes,
+    pub: Ed25519PublicKey,
+    payload_type: str = PAYLOAD_TYPE,
+    ids: frozenset[str] | None = None,
+) -> bytes:
     """Verify the envelope's signature over the payload bytes exactly as received; return them.
 
     Signatures whose keyid names another key are ignored; an empty keyid is tried. At least
@@ -224,7 +234,7 @@ def verify_envelope(envelope: bytes, pub: Ed25519PublicKey, payload_type: str = 
         raise EnvelopeError("malformed", str(e)) from None
     if ptype != payload_type:
         raise EnvelopeError("payload-type", f"payloadType {ptype!r}, expected {payload_type!r}")
-    ids = {keyid(pub), spki_keyid(pub), ""}
+    ids = ids if ids is not None else key_ids(pub)
     message = pae(ptype, payload)
     for s in sigs:
         if not isinstance(s, dict) or s.get("keyid", "") not in ids:

@@ -124,3 +124,28 @@ def test_cosignature() -> None:
         verify_cosignature(note, "witness.test", w.public_key())
     with pytest.raises(NoteError):
         verify_cosignature(signed.replace("\n5\n", "\n6\n"), "witness.test", w.public_key())
+
+
+def test_signed_index_fast_path_and_full_parse_agree() -> None:
+    from charter.audit.verify import _signed_index, check_record
+
+    def env_for(statement: dict[str, object]) -> bytes:
+        return sign_envelope(KEY, KID, canonical_json(statement))
+
+    base = {
+        "_type": "https://in-toto.io/Statement/v1",
+        "predicateType": "https://charter.dev/decision/v1",
+        "subject": [],
+    }
+    fast = {**base, "predicate": {"decisionId": "0" * 8 + "-0000-4000-8000-" + "0" * 12, "logIndex": 7,
+                                  "policySetDigest": "sha256:x"}}  # fmt: skip
+    slow = {**base, "predicate": {"logIndex": 7, "note": '"logIndex":8'}}
+    assert _signed_index(canonical_json(fast)) == 7
+    assert _signed_index(canonical_json(slow)) is None
+    for st in (fast, slow):
+        assert check_record(7, env_for(st), KEY.public_key()) is None
+        f = check_record(8, env_for(st), KEY.public_key())
+        assert f is not None and f.kind == "index-mismatch"
+    other = {**base, "predicateType": "https://example.test/other", "predicate": {"logIndex": 7}}
+    f = check_record(7, env_for(other), KEY.public_key())
+    assert f is not None and f.kind == "payload"
