@@ -85,6 +85,9 @@ class CompiledPolicy:
     description: str = ""
     remediation: str = ""
     bindings: list[CompiledBinding] = field(default_factory=list)
+    # Every validation in one program returning list<bool>: shared variables are computed
+    # once per policy instead of once per validation. None when it cannot be built.
+    all_validations: Program | None = None
 
     @property
     def is_vap(self) -> bool:
@@ -242,7 +245,18 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
         validations=validations,
         audit_annotations=annotations,
         failure_policy=spec.failure_policy,
+        all_validations=_combine([v.expression for v in spec.validations], defined),
     )
+
+
+def _combine(expressions: list[str], variables: dict[str, str]) -> Program | None:
+    if len(expressions) < 2:
+        return None
+    source = _inline_variables("[" + ", ".join(f"({e})" for e in expressions) + "]", variables)
+    try:
+        return compile_expression(source)
+    except CelCompileError:
+        return None  # e.g. element types the checker will not join; validations then run one by one
 
 
 def compile_charter_policy(policy: CharterPolicy, location: Location) -> CompiledPolicy:

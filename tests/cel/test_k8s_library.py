@@ -452,3 +452,28 @@ def test_errors_stay_errors_under_negation(env: Any) -> None:
 def test_unknown_map_is_no_such_overload(env: Any) -> None:
     check(env, "{'a': 'b'}.isGreaterThan({'a': 'b'})", ERR, "no such overload")
     check(env, "{'__k8s': 'ip', 'v': '1.2.3.4'}.masked()", ERR, "no such overload")
+
+
+# cel-go ext.Lists sort() and distinct(), which charter adds for deterministic messages and fast dedupe.
+@pytest.mark.parametrize(
+    ("expr", "expected"),
+    [
+        ("[3, 1, 2].sort()", [1, 2, 3]),
+        ("['b', 'a', 'c'].sort()", ["a", "b", "c"]),
+        ("[].sort()", []),
+        ("{'b': 1, 'a': 2}.map(k, k).sort().join(',')", "a,b"),
+        ("[1, 2, 1, 3, 2].distinct()", [1, 2, 3]),
+        ("['x', 'y', 'x'].distinct()", ["x", "y"]),
+        ("[1, 1.0, 1u].distinct().size()", 1),
+    ],
+)
+def test_ext_lists_sort_distinct(expr: str, expected: object) -> None:
+    value = policy_env().compile(expr).eval(data={})
+    assert value.plain_value() == expected
+
+
+def test_sort_of_mixed_types_is_an_error() -> None:
+    value = policy_env().compile("[1, 'a'].sort()").eval(data={})
+    assert (
+        "no such overload" in str(value.value()).lower() or "no_such_overload" in str(value.value()).lower()
+    )

@@ -1,4 +1,4 @@
-"""kubernetes.lists: isSorted, sum, min, max, indexOf, lastIndexOf.
+"""kubernetes.lists: isSorted, sum, min, max, indexOf, lastIndexOf; and cel-go ext.Lists sort, distinct.
 
 Upstream declares one overload per element type; cel-expr-python dispatches Python
 functions by argument kind only (every list is one kind), so each function takes
@@ -95,6 +95,27 @@ def _last_index_of(items: list[Any], item: Any) -> int:
     return next((i for i in range(len(items) - 1, -1, -1) if cel_equal(items[i], item)), -1)
 
 
+def _sort(items: list[Any]) -> list[Any]:
+    """cel-go ext.Lists `sort()`: one comparable element family, ascending."""
+    keys = _comparable(items, "sort")
+    for x in items:
+        _returnable(x, "sort")
+    return [items[i] for i in sorted(range(len(items)), key=keys.__getitem__)]
+
+
+def _distinct(items: list[Any]) -> list[Any]:
+    """cel-go ext.Lists `distinct()`: first occurrences, by CEL equality.
+
+    One call instead of the O(n^2) `l.filter(x, l.indexOf(x) == ...)` idiom, each of
+    whose indexOf calls would convert the whole list.
+    """
+    out: list[Any] = []
+    for x in items:
+        if not any(cel_equal(x, y) for y in out):
+            out.append(_returnable(x, "distinct"))
+    return out
+
+
 def functions() -> list[Any]:
     return [
         function("isSorted", overload("list_is_sorted_bool", T.BOOL, [DYN_LIST], _is_sorted, member=True)),
@@ -108,4 +129,7 @@ def functions() -> list[Any]:
             "lastIndexOf",
             overload("list_a_last_index_of_int", T.INT, [DYN_LIST, T.DYN], _last_index_of, member=True),
         ),
+        # Map iteration order differs between processes in cel-cpp: sort before joining into messages.
+        function("sort", overload("list_sort", DYN_LIST, [DYN_LIST], _sort, member=True)),
+        function("distinct", overload("list_distinct", DYN_LIST, [DYN_LIST], _distinct, member=True)),
     ]
