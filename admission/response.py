@@ -7,6 +7,7 @@ the apiserver gives that reason. Warn findings become warnings; Audit findings b
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 from typing import Any
@@ -52,13 +53,32 @@ def validation_failures(decision: Decision) -> list[dict[str, Any]]:
     return out
 
 
+_MAX_KEY = 63
+
+
+def annotation_key(policy: str, key: str) -> str:
+    """A webhook audit-annotation key the apiserver will keep.
+
+    The apiserver publishes each key as `<webhook name>/<key>` and drops any whose
+    `<key>` is not a qualified name (no `/`, at most 63 characters), so the
+    VAP-style `<policy>/<key>` cannot be used here.
+    """
+    joined = f"{policy}.{key}"
+    if len(joined) <= _MAX_KEY:
+        return joined
+    digest = hashlib.sha256(policy.encode()).hexdigest()[:8]
+    return f"{key[: _MAX_KEY - 9]}-{digest}"
+
+
 def audit_annotations(decision: Decision) -> dict[str, str]:
-    annotations = dict(decision.audit_annotations())  # `<policy>/<key>`, as the apiserver keys VAPs'
+    annotations = {
+        annotation_key(o.policy, key): value
+        for o in decision.outcomes
+        for key, value in o.audit_annotations.items()
+    }
     failures = validation_failures(decision)
     if failures:
-        annotations["validation.policy.admission.k8s.io/validation_failure"] = json.dumps(
-            failures, separators=(",", ":")
-        )
+        annotations["validation_failure"] = json.dumps(failures, separators=(",", ":"))
     return annotations
 
 

@@ -15,7 +15,7 @@ from typing import Any
 
 import pytest
 import yaml
-from charter.admission.response import response_for
+from charter.admission.response import annotation_key, response_for
 from charter.engine import attributes_for_object
 from charter.engine.documents import Document, read_documents
 from charter.engine.loader import classify
@@ -133,7 +133,9 @@ def test_every_example_gets_the_verdicts_of_charter_check(
         assert _canon(got.get("warnings", [])) == _canon(entry["warnings"]), where
         assert {o.policy: o.verdict for o in decision.outcomes} == entry["verdicts"], where
         for key, value in entry["auditAnnotations"].items():
-            assert _canon(got["auditAnnotations"][key]) == _canon(value), where
+            # `charter check` keys VAP-style `<policy>/<key>`; the webhook uses qualified names.
+            policy, _, name = key.partition("/")
+            assert _canon(got["auditAnnotations"][annotation_key(policy, name)]) == _canon(value), where
         if not got["allowed"]:
             denied += 1
             assert got["status"]["code"] in (401, 403, 413, 422)
