@@ -27,6 +27,7 @@ from .sink import AuditUnavailable, DecisionContext
 from .store import Row, Store, StoreError, Tx
 
 log = logging.getLogger("charter.audit")
+Item = Prepared | tuple[Decision, DecisionContext]
 DEFAULT_ORIGIN = "charter.local/audit"
 
 
@@ -78,7 +79,7 @@ class AuditLog:
             )
         self._frontier = Frontier()
         self._last_cp_time = time.monotonic()
-        self._queue: queue.Queue[tuple[Prepared, Future[str]] | None] = queue.Queue()
+        self._queue: queue.Queue[tuple[Item, Future[str]] | None] = queue.Queue()
         self._closed = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="charter-audit-writer", daemon=True)
@@ -87,26 +88,16 @@ class AuditLog:
     # ------------------------------------------------------------ DecisionSink
 
     def append(self, decision: Decision, context: DecisionContext) -> str:
-        try:
-            prepared = prepare(decision, context)
-        except Exception as e:  # a record we cannot build is a decision we cannot audit
-            self.metrics.failures += 1
-            log.error("audit record could not be built: %s", e)
-            raise AuditUnavailable(f"audit record could not be built: {e}") from e
-        return self.append_prepared(prepared)
+        # The record is built by the writer thread: callers only wait, so request threads do not
+        # fight the writer for the GIL (measured: this is what makes group commit pay off).
+        return self._wait(self._submit((decision, context)))
 
     async def append_async(self, decision: Decision, context: DecisionContext) -> str:
         """`append` for an event loop: the record is built inline, then the loop serves other
         requests while the writer commits, so concurrent reviews share one group commit."""
         import asyncio
 
-        try:
-            prepared = prepare(decision, context)
-        except Exception as e:
-            self.metrics.failures += 1
-            log.error("audit record could not be built: %s", e)
-            raise AuditUnavailable(f"audit record could not be built: {e}") from e
-        fut = self._submit(prepared)
+        fut = self._submit((decision, context))
         try:
             return await asyncio.wait_for(asyncio.wrap_future(fut), self.timeout)
         except AuditUnavailable:
@@ -116,16 +107,18 @@ class AuditLog:
             log.error("audit append failed: %s", e)
             raise AuditUnavailable(str(e)) from e
 
-    def _submit(self, prepared: Prepared) -> Future[str]:
+    def _submit(self, item: Item) -> Future[str]:
         fut: Future[str] = Future()
         with self._lock:
             if self._closed:
                 raise AuditUnavailable("audit log is closed")
-            self._queue.put((prepared, fut))
+            self._queue.put((item, fut))
         return fut
 
     def append_prepared(self, prepared: Prepared) -> str:
-        fut = self._submit(prepared)
+        return self._wait(self._submit(prepared))
+
+    def _wait(self, fut: Future[str]) -> str:
         try:
             return fut.result(timeout=self.timeout)
         except AuditUnavailable:
@@ -165,7 +158,7 @@ class AuditLog:
                 self._safe_checkpoint()
                 continue
             stop = item is None
-            batch: list[tuple[Prepared, Future[str]]] = [] if item is None else [item]
+            batch: list[tuple[Item, Future[str]]] = [] if item is None else [item]
             while len(batch) < self.batch_max:
                 try:
                     nxt = self._queue.get_nowait()
@@ -211,7 +204,20 @@ class AuditLog:
         tx.insert_checkpoint(f.size, now_text(), note)
         return note
 
-    def _commit(self, batch: list[tuple[Prepared, Future[str]]]) -> None:
+    def _commit(self, items: list[tuple[Item, Future[str]]]) -> None:
+        batch: list[tuple[Prepared, Future[str]]] = []
+        for item, fut in items:
+            if isinstance(item, Prepared):
+                batch.append((item, fut))
+                continue
+            try:
+                batch.append((prepare(*item), fut))
+            except Exception as e:  # a record we cannot build is a decision we cannot audit
+                self.metrics.failures += 1
+                log.error("audit record could not be built: %s", e)
+                fut.set_exception(AuditUnavailable(f"audit record could not be built: {e}"))
+        if not batch:
+            return
         note: str | None = None
         try:
             with self.store.transaction() as tx:

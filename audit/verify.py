@@ -19,8 +19,8 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 
 from .crypto import (
     EnvelopeError,
-    key_ids,
     NoteError,
+    key_ids,
     load_public_key,
     open_checkpoint,
     parse_checkpoint_body,
