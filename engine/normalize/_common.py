@@ -17,7 +17,9 @@ from typing import Any
 from .._internal.quantity import QuantityError, parse_quantity, try_count
 
 _SIMPLE_KEY = re.compile(r"[A-Za-z0-9_-]+")
+# Unrendered template text: ${VAR}, {{ .Values.x }}, <%= %>, and in image references also $VAR and <CHANGE ME>.
 PLACEHOLDER = re.compile(r"\$\{|\{\{|\}\}|<%|%>")
+IMAGE_PLACEHOLDER = re.compile(r"\$\{|\{\{|\}\}|<%|%>|\$[A-Za-z_]|<[^>]*>")
 _INT64 = 2**63
 MAX_DEPTH = 64  # deeper input is not Kubernetes; bounds recursion on hostile input
 MISSING: Any = object()

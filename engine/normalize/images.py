@@ -6,7 +6,7 @@ import re
 from functools import lru_cache
 from typing import Any
 
-from ._common import PLACEHOLDER
+from ._common import IMAGE_PLACEHOLDER
 
 DEFAULT_REGISTRY = "docker.io"
 _DIGEST = re.compile(r"[a-z0-9]+(?:[.+_-][a-z0-9]+)*:[0-9a-fA-F]{32,}")
@@ -37,7 +37,7 @@ def _parse(ref: str) -> tuple[dict[str, Any], str | None]:
     text = ref.strip()
     if not text:
         return out, "image is empty"
-    if PLACEHOLDER.search(text):
+    if IMAGE_PLACEHOLDER.search(text):
         return out, f"image {ref!r} contains an unrendered template placeholder"
     name, _, digest = text.partition("@")
     tag = ""

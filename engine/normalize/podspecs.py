@@ -139,6 +139,10 @@ def _template(tpl: Any, path: str, role: str, replicas: int, ctx: Ctx) -> Templa
     return _pod(tpl.get("spec"), join(path, "spec"), role, replicas, meta, join(path, "metadata"), ctx)
 
 
+# Kubeflow Trainer runtimes hold a JobSet template that only a TrainJob runs.
+_RUNTIME_TEMPLATES = frozenset({"TrainingRuntime", "ClusterTrainingRuntime"})
+
+
 def extract(obj: dict[str, Any], ctx: Ctx) -> tuple[list[Template], Extras]:
     kind = obj.get("kind") if isinstance(obj.get("kind"), str) else ""
     extras = Extras()
@@ -147,6 +151,8 @@ def extract(obj: dict[str, Any], ctx: Ctx) -> tuple[list[Template], Extras]:
     if kind == "PodTemplate":
         out.append(_template(obj.get("template"), "template", "", 1, ctx))
         return [t for t in out if t], extras
+    if kind in _RUNTIME_TEMPLATES:
+        return [], extras  # blueprints that TrainJobs instantiate: judged on the TrainJob, not here
     if not isinstance(spec_v, dict) and kind not in _KNOWN:
         return [], extras  # an unknown kind's spec may be anything: nothing to report
     if not isinstance(spec_v, dict):

@@ -52,3 +52,35 @@ def test_result_is_a_fresh_dict() -> None:
     a, _ = parse_image("nginx")
     a["tag"] = "mutated"
     assert parse_image("nginx")[0]["tag"] == ""
+
+
+# Placeholders seen in upstream samples (jobset, lws, kuberay) are not Docker Hub images.
+@pytest.mark.parametrize(
+    "image", ["<CHANGE ME>", "<image>", "$VLLM_IMAGE", "${IMAGE}", "{{ .Values.image }}"]
+)
+def test_image_placeholders_are_problems(image: str) -> None:
+    from charter.engine.normalize import normalize
+
+    w = normalize(
+        {
+            "apiVersion": "v1",
+            "kind": "Pod",
+            "metadata": {"name": "p"},
+            "spec": {"containers": [{"name": "c", "image": image}]},
+        }
+    )
+    assert w["containers"][0]["registry"] == ""
+    assert any("placeholder" in p["message"] for p in w["problems"])
+
+
+def test_trainer_runtimes_are_not_workloads() -> None:
+    from charter.engine.normalize import normalize
+
+    for kind in ("TrainingRuntime", "ClusterTrainingRuntime"):
+        obj = {
+            "apiVersion": "trainer.kubeflow.org/v1alpha1",
+            "kind": kind,
+            "metadata": {"name": "r"},
+            "spec": {"template": {"spec": {"containers": [{"name": "c", "image": "x"}]}}},
+        }
+        assert normalize(obj)["podTemplates"] == []
