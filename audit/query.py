@@ -65,7 +65,10 @@ def normalize_time(text: str) -> str:
     return t.astimezone(UTC).strftime(TIME_FORMAT)
 
 
-def _where(f: Filters) -> tuple[str, list[Any]]:
+_SELECTIVE = 20_000  # side-table matches below which the side index drives the query
+
+
+def _where(f: Filters, store: Store | None = None) -> tuple[str, list[Any]]:
     cond: list[str] = []
     params: list[Any] = []
     for col, val in (
@@ -89,14 +92,26 @@ def _where(f: Filters) -> tuple[str, list[Any]]:
         ("record_datasets", "dataset", f.dataset),
         ("record_models", "digest", f.model_digest),
     ):
-        if val is not None:
+        if val is None:
+            continue
+        # A value with few records drives the query from its own index (IN); a common one is
+        # checked per candidate record (EXISTS) while records are read newest first up to the
+        # limit. Counting is bounded, so choosing costs at most _SELECTIVE index entries.
+        if store is not None and _bounded_count(store, table, col, val) < _SELECTIVE:
             cond.append(f"r.idx IN (SELECT idx FROM {table} WHERE {col} = ?)")
-            params.append(val)
+        else:
+            cond.append(f"EXISTS (SELECT 1 FROM {table} s WHERE s.{col} = ? AND s.idx = r.idx)")
+        params.append(val)
     return (" WHERE " + " AND ".join(cond)) if cond else "", params
 
 
+def _bounded_count(store: Store, table: str, col: str, val: str) -> int:
+    sql = f"SELECT COUNT(*) FROM (SELECT 1 FROM {table} WHERE {col} = ? LIMIT {_SELECTIVE}) t"
+    return int(store.fetch(sql, [val])[0][0])
+
+
 def query(store: Store, f: Filters) -> list[QueryRow]:
-    where, params = _where(f)
+    where, params = _where(f, store)
     cols = ", ".join(f"r.{c.strip()}" for c in RECORD_COLUMNS.split(","))
     rows = store.fetch(f"SELECT {cols} FROM records r{where} ORDER BY r.idx DESC LIMIT ?", [*params, f.limit])
     if not rows:
