@@ -142,9 +142,9 @@ def test_signed_index_fast_path_and_full_parse_agree() -> None:
     slow = {**base, "predicate": {"logIndex": 7, "note": '"logIndex":8'}}
     assert _signed_index(canonical_json(fast)) == 7
     assert _signed_index(canonical_json(slow)) is None
-    for st in (fast, slow):
-        assert check_record(7, env_for(st), KEY.public_key()) is None
-        f = check_record(8, env_for(st), KEY.public_key())
+    for stmt in (fast, slow):
+        assert check_record(7, env_for(stmt), KEY.public_key()) is None
+        f = check_record(8, env_for(stmt), KEY.public_key())
         assert f is not None and f.kind == "index-mismatch"
     other = {**base, "predicateType": "https://example.test/other", "predicate": {"logIndex": 7}}
     f = check_record(7, env_for(other), KEY.public_key())

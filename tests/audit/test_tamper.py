@@ -184,3 +184,35 @@ def test_append_async_batches_concurrent_reviews(
     with pytest.raises(Exception, match="closed"):
         log.append(decision(0), context())
     assert verify_log(str(db), load_public_key(keypair[1]), workers=1).ok
+
+
+def test_checkpoint_every_t_seconds_and_object_store_interface(
+    tmp_path: Path, keypair: tuple[Path, Path], signing_key: Ed25519PrivateKey
+) -> None:
+    import time
+
+    from charter.audit.crypto import open_checkpoint
+    from charter.audit.publish import ObjectStoreCheckpointSink
+
+    bucket: dict[str, bytes] = {}
+
+    def put(key: str, data: bytes) -> None:  # an object-locked bucket: no overwrites
+        if key in bucket:
+            raise PermissionError(f"{key} is retained")
+        bucket[key] = data
+
+    db = tmp_path / "t.db"
+    log = AuditLog(
+        SQLiteStore(db), signing_key, checkpoint_every=1000, checkpoint_seconds=0.2,
+        publishers=[ObjectStoreCheckpointSink(put)],
+    )  # fmt: skip
+    for i in range(3):
+        log.append(decision(i), context())
+    deadline = time.monotonic() + 5
+    while not bucket and time.monotonic() < deadline:
+        time.sleep(0.05)
+    assert list(bucket) == ["checkpoints/00000000000000000003.checkpoint"]
+    assert SQLiteStore(db).checkpoints()[-1][0] == 3  # written by the timer, before close
+    log.close()
+    note = bucket["checkpoints/00000000000000000003.checkpoint"].decode()
+    assert open_checkpoint(note, "charter.local/audit", load_public_key(keypair[1])).size == 3
