@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PublicKey
 from pydantic import BaseModel, ConfigDict, Field
 
 from .crypto import NoteError, keyid, load_public_key, open_checkpoint, public_pem
-from .merkle import inclusion_proof, leaf_hash, verify_inclusion
+from .merkle import Tree, leaf_hash, verify_inclusion
 from .query import Filters, query
 from .store import Store
 from .verify import Failure, check_record
@@ -56,7 +56,7 @@ def export_bundle(store: Store, pub: Ed25519PublicKey, filters: Filters, out: Pa
     size, note = cps[-1]
     open_checkpoint(note, meta["origin"], pub)  # never export against a checkpoint that does not verify
     rows = [r for r in query(store, filters) if r.index < size]
-    leaves = store.leaf_hashes(size)
+    tree = Tree(store.leaf_hashes(size))
     envs = store.envelopes([r.index for r in rows])
     work = out if not str(out).endswith((".tar.gz", ".tgz")) else Path(tempfile.mkdtemp())
     (work / "envelopes").mkdir(parents=True, exist_ok=True)
@@ -65,7 +65,7 @@ def export_bundle(store: Store, pub: Ed25519PublicKey, filters: Filters, out: Pa
         env = envs[r.index]
         name = f"envelopes/{r.index:012d}.dsse.json"
         (work / name).write_bytes(env)
-        proof = inclusion_proof(leaves, r.index, size)
+        proof = tree.inclusion_proof(r.index, size)
         records.append(
             BundleRecord(
                 index=r.index,

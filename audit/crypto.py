@@ -8,6 +8,7 @@ and C2SP signed notes (tlog-checkpoint, tlog-cosignature) signed with Ed25519.
 from __future__ import annotations
 
 import base64
+import binascii
 import hashlib
 import json
 import math
@@ -226,7 +227,7 @@ def verify_envelope(
         if not isinstance(env, dict):
             raise ValueError("envelope is not a JSON object")
         ptype = env["payloadType"]
-        payload = base64.b64decode(env["payload"], validate=True)
+        payload = binascii.a2b_base64(env["payload"], strict_mode=True)
         sigs = env["signatures"]
         if not isinstance(ptype, str) or not isinstance(sigs, list) or not sigs:
             raise ValueError("payloadType or signatures missing")
@@ -240,9 +241,9 @@ def verify_envelope(
         if not isinstance(s, dict) or s.get("keyid", "") not in ids:
             continue
         try:
-            pub.verify(base64.b64decode(s.get("sig", ""), validate=True), message)
+            pub.verify(binascii.a2b_base64(s.get("sig", ""), strict_mode=True), message)
             return payload
-        except (InvalidSignature, ValueError, TypeError):
+        except (InvalidSignature, ValueError, TypeError, binascii.Error):
             continue
     raise EnvelopeError("signature", "no valid signature by the given public key")
 

@@ -58,47 +58,88 @@ def root(leaves: Sequence[bytes]) -> bytes:
     return f.root()
 
 
-def _mth(leaves: Sequence[bytes], lo: int, hi: int) -> bytes:
-    if hi - lo == 1:
-        return leaves[lo]
-    k = _split(hi - lo)
-    return node_hash(_mth(leaves, lo, lo + k), _mth(leaves, lo + k, hi))
+class Tree:
+    """A tree over fixed leaf hashes with every level kept (2n hashes), so that any subtree hash
+    and therefore any inclusion or consistency proof costs O(log n)."""
+
+    def __init__(self, leaves: Sequence[bytes]) -> None:
+        self.levels: list[list[bytes]] = [list(leaves)]
+        while len(self.levels[-1]) > 1:
+            lv = self.levels[-1]
+            self.levels.append([node_hash(lv[i], lv[i + 1]) for i in range(0, len(lv) - 1, 2)])
+
+    def __len__(self) -> int:
+        return len(self.levels[0])
+
+    def mth(self, lo: int, hi: int) -> bytes:
+        """MTH(D[lo:hi]) for the ranges RFC 6962's recursion visits (lo a multiple of the split)."""
+        n = hi - lo
+        if n == 0:
+            return EMPTY_ROOT
+        if n & (n - 1) == 0:
+            k = n.bit_length() - 1
+            if lo % n == 0 and k < len(self.levels):
+                return self.levels[k][lo >> k]
+        if n == 1:  # pragma: no cover - handled above
+            return self.levels[0][lo]
+        k = _split(n)
+        return node_hash(self.mth(lo, lo + k), self.mth(lo + k, hi))
+
+    def root(self, size: int | None = None) -> bytes:
+        return self.mth(0, len(self) if size is None else size)
+
+    def inclusion_proof(self, index: int, size: int) -> list[bytes]:
+        """RFC 6962 PATH(index, D[0:size])."""
+        if not 0 <= index < size <= len(self):
+            raise ValueError("index out of range")
+        path: list[bytes] = []
+        lo, hi = 0, size
+        while hi - lo > 1:
+            k = _split(hi - lo)
+            if index < lo + k:
+                path.append(self.mth(lo + k, hi))
+                hi = lo + k
+            else:
+                path.append(self.mth(lo, lo + k))
+                lo = lo + k
+        return path[::-1]
+
+    def consistency_proof(self, old: int, new: int) -> list[bytes]:
+        """RFC 6962 PROOF(old, D[0:new])."""
+        if not 0 <= old <= new <= len(self):
+            raise ValueError("sizes out of range")
+        if old == 0 or old == new:
+            return []
+        out: list[bytes] = []
+        m, lo, hi, complete = old, 0, new, True
+        while True:
+            n = hi - lo
+            if m == n:
+                if not complete:
+                    out.append(self.mth(lo, hi))
+                break
+            k = _split(n)
+            if m <= k:
+                out.append(self.mth(lo + k, hi))
+                hi = lo + k
+            else:
+                out.append(self.mth(lo, lo + k))
+                m, lo, complete = m - k, lo + k, False
+        return out[::-1]
 
 
 def inclusion_proof(leaves: Sequence[bytes], index: int, size: int) -> list[bytes]:
-    """RFC 6962 PATH(index, D[0:size]) over leaf hashes."""
-    if not 0 <= index < size <= len(leaves):
-        raise ValueError("index out of range")
-    path: list[bytes] = []
-    lo, hi = 0, size
-    while hi - lo > 1:
-        k = _split(hi - lo)
-        if index < lo + k:
-            path.append(_mth(leaves, lo + k, hi))
-            hi = lo + k
-        else:
-            path.append(_mth(leaves, lo, lo + k))
-            lo = lo + k
-    return path[::-1]
+    """RFC 6962 PATH(index, D[0:size]) over leaf hashes (builds a Tree: reuse one for many proofs)."""
+    return Tree(leaves[:size]).inclusion_proof(index, size) if size <= len(leaves) else _bad()
 
 
 def consistency_proof(leaves: Sequence[bytes], old: int, new: int) -> list[bytes]:
     """RFC 6962 PROOF(old, D[0:new]) over leaf hashes."""
-    if not 0 <= old <= new <= len(leaves):
-        raise ValueError("sizes out of range")
-    if old == 0 or old == new:
-        return []
+    return Tree(leaves[:new]).consistency_proof(old, new) if 0 <= old <= new <= len(leaves) else _bad()
 
-    def sub(m: int, lo: int, hi: int, complete: bool) -> list[bytes]:
-        n = hi - lo
-        if m == n:
-            return [] if complete else [_mth(leaves, lo, hi)]
-        k = _split(n)
-        if m <= k:
-            return [*sub(m, lo, lo + k, complete), _mth(leaves, lo + k, hi)]
-        return [*sub(m - k, lo + k, hi, False), _mth(leaves, lo, lo + k)]
 
-    return sub(old, 0, new, True)
+def _bad() -> list[bytes]:
+    raise ValueError("sizes out of range")
 
 
 def verify_inclusion(lh: bytes, index: int, size: int, proof: Sequence[bytes], root_hash: bytes) -> bool:
