@@ -25,6 +25,8 @@ TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Record ids: random UUIDs from a generator seeded once from the OS (os.urandom per record costs
 # a syscall that showed up at ~10% of an append); ids are identifiers, not secrets.
 _ids = random.Random(os.urandom(32))
+# A forked worker (webhook workers, process pools) must not repeat its parent's sequence.
+os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
 
 def now_text() -> str:

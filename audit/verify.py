@@ -21,7 +21,6 @@ from .crypto import (
     EnvelopeError,
     NoteError,
     key_ids,
-    load_public_key,
     open_checkpoint,
     parse_checkpoint_body,
     raw_public,
@@ -213,11 +212,14 @@ def verify_log(
         roots[size] = f.root()
     for size, root, where in parsed:
         if size in roots and roots[size] != root:
+            below = [s for s, r, _ in parsed if s < size and roots.get(s) == r]
+            since = max(below, default=0)
             rep.failures.append(
                 Failure(
-                    _first_diff(leaves, size, root),
+                    max(size - 1, 0),  # a root cannot say which leaf differs; the range can be bounded
                     "checkpoint-root",
-                    f"{where} checkpoint at size {size} does not match the recomputed tree",
+                    f"{where} checkpoint at size {size} does not match the recomputed tree "
+                    f"(records {since}..{size - 1} differ from what it signed)",
                 )
             )
     good = sorted({s for s, r, _ in parsed if roots.get(s) == r})
@@ -242,14 +244,3 @@ def _size_of(note: str) -> int:
         return parse_checkpoint_body(text).size
     except NoteError:
         return 0
-
-
-def _first_diff(leaves: list[bytes], size: int, root: bytes) -> int:
-    """A checkpoint disagrees with the tree: name its last index (which leaf differs is not knowable
-    from a root alone)."""
-    del leaves, root
-    return max(size - 1, 0)
-
-
-def verify_with_key_file(url: str, public_key: str, **kw: object) -> Report:
-    return verify_log(url, load_public_key(public_key), **kw)  # type: ignore[arg-type]

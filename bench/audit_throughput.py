@@ -145,13 +145,15 @@ def _child(url: str, key_pem: bytes, records: int, threads: int, start: Any, don
     log.close()
 
 
-def appends_processes(url: str, records: int, processes: int, threads: int) -> dict[str, float]:
+def appends_processes(
+    url: str, records: int, processes: int, threads: int, key: Ed25519PrivateKey | None = None
+) -> dict[str, float]:
     """Several writer processes (webhook replicas / workers) appending to one log."""
     import multiprocessing as mp
 
     from cryptography.hazmat.primitives import serialization
 
-    key = Ed25519PrivateKey.generate()
+    key = key or Ed25519PrivateKey.generate()
     pem = key.private_bytes(
         serialization.Encoding.PEM, serialization.PrivateFormat.PKCS8, serialization.NoEncryption()
     )
@@ -281,6 +283,7 @@ def main() -> None:
     ap = argparse.ArgumentParser()
     ap.add_argument("--records", type=int, default=20_000, help="appends per store (default 20,000)")
     ap.add_argument("--query-records", type=int, default=1_000_000)
+    ap.add_argument("--verify-records", type=int, default=60_000, help="records in the log verified")
     ap.add_argument("--threads", type=int, default=128, help="concurrent appenders (webhook request threads)")
     ap.add_argument("--postgres", default="auto", help="URL, auto (start a temp server) or off")
     args = ap.parse_args()
@@ -293,13 +296,20 @@ def main() -> None:
         db = work / "audit.db"
         res["sqlite_append"] = appends(SQLiteStore(db), args.records, args.threads)
         print("sqlite append", res["sqlite_append"], flush=True)
-        res["sqlite_append_mp"] = appends_processes(str(work / "mp.db"), args.records, cores, args.threads)
+        mp_key = Ed25519PrivateKey.generate()
+        res["sqlite_append_mp"] = appends_processes(
+            str(work / "mp.db"), args.records, cores, args.threads, mp_key
+        )
         print("sqlite append, one process per core", res["sqlite_append_mp"], flush=True)
         # verification with the log's own key: re-open to read the key from the store meta
         from cryptography.hazmat.primitives.serialization import load_pem_public_key
 
-        pub = load_pem_public_key(SQLiteStore(db).meta()["public_key"].encode())
-        res["verify"] = verification(str(db), pub)
+        vdb = work / "mp.db"  # the log several processes wrote; grown to --verify-records
+        have = SQLiteStore(vdb).size()
+        if args.verify_records > have:
+            appends_processes(str(vdb), args.verify_records - have, cores, args.threads, mp_key)
+        pub = load_pem_public_key(SQLiteStore(vdb).meta()["public_key"].encode())
+        res["verify"] = verification(str(vdb), pub)
         res["raw_after"] = raw_rates(1.0)
         print("verify", res["verify"], flush=True)
         if args.postgres != "off":

@@ -149,3 +149,18 @@ def test_signed_index_fast_path_and_full_parse_agree() -> None:
     other = {**base, "predicateType": "https://example.test/other", "predicate": {"logIndex": 7}}
     f = check_record(7, env_for(other), KEY.public_key())
     assert f is not None and f.kind == "payload"
+
+
+def test_record_ids_differ_across_fork() -> None:
+    import os
+
+    from charter.audit import record
+
+    r, w = os.pipe()
+    pid = os.fork()
+    if pid == 0:  # pragma: no cover - child
+        os.write(w, str(record._ids.getrandbits(128)).encode())
+        os._exit(0)
+    os.waitpid(pid, 0)
+    child = int(os.read(r, 100))
+    assert child != record._ids.getrandbits(128)
