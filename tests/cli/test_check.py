@@ -230,7 +230,10 @@ def test_lint(setup: dict[str, str], write: Callable[[str, str], str]) -> None:
     bad = write("bad.yaml", POLICIES.replace("workload.identity.owner != ''", "workload.identity.owner + 1"))
     r = run_cli(["lint", bad])
     assert r.code == 1
-    assert "policy 'owner-label', spec.validations[0].expression" in r.err and "must evaluate to bool, but its type is int" in r.err
+    assert (
+        "policy 'owner-label', spec.validations[0].expression" in r.err
+        and "must evaluate to bool, but its type is int" in r.err
+    )
 
 
 def test_explain(setup: dict[str, str], write: Callable[[str, str], str]) -> None:
