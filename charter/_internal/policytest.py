@@ -9,9 +9,9 @@ from __future__ import annotations
 import json
 from datetime import datetime
 from pathlib import Path
-from typing import Literal
+from typing import Any, Literal
 
-from charter.engine import CharterError, Engine, check_paths
+from charter.engine import CharterError, Decision, Engine, check_paths
 from charter.engine.documents import read_documents
 from charter.engine.errors import InputError, Location
 from charter.engine.loader import classify, pydantic_errors
@@ -118,48 +118,7 @@ def run_suite(test: PolicyTest, file: str) -> list[CaseResult]:
             and rd.decision.attributes.name == sel.name
             and (sel.namespace is None or rd.decision.attributes.namespace == sel.namespace)
         ]
-        if len(matches) != 1:
-            why = (
-                "no such resource among the suite's resources"
-                if not matches
-                else f"{len(matches)} resources match; add a namespace"
-            )
-            results.append(
-                CaseResult(
-                    suite=test.metadata.name,
-                    file=file,
-                    resource=label,
-                    policy=exp.policy,
-                    expected=exp.result,
-                    actual="?",
-                    ok=False,
-                    detail=why,
-                )
-            )
-            continue
-        decision = matches[0].decision
-        outcome = next((o for o in decision.outcomes if o.policy == exp.policy), None)
-        if outcome is None:
-            results.append(
-                CaseResult(
-                    suite=test.metadata.name,
-                    file=file,
-                    resource=label,
-                    policy=exp.policy,
-                    expected=exp.result,
-                    actual="?",
-                    ok=False,
-                    detail="no such policy in the suite's policies",
-                )
-            )
-            continue
-        actual = outcome.verdict
-        messages = [f.message for f in outcome.findings if f.effective]
-        ok = actual == exp.result
-        detail = "; ".join(messages)
-        if ok and exp.message is not None and not any(exp.message in m for m in messages):
-            ok = False
-            detail = f"no message contains {exp.message!r}; messages: {detail or '(none)'}"
+        result = _judge(exp, [rd.decision for rd in matches])
         results.append(
             CaseResult(
                 suite=test.metadata.name,
@@ -167,12 +126,31 @@ def run_suite(test: PolicyTest, file: str) -> list[CaseResult]:
                 resource=label,
                 policy=exp.policy,
                 expected=exp.result,
-                actual=actual,
-                ok=ok,
-                detail=detail,
+                **result,
             )
         )
     return results
+
+
+def _judge(exp: Expectation, matches: list[Decision]) -> dict[str, Any]:
+    """actual, ok and detail for one expectation against the decisions of the resources it names."""
+    if len(matches) != 1:
+        why = (
+            "no such resource among the suite's resources"
+            if not matches
+            else f"{len(matches)} resources match; add a namespace"
+        )
+        return {"actual": "?", "ok": False, "detail": why}
+    outcome = next((o for o in matches[0].outcomes if o.policy == exp.policy), None)
+    if outcome is None:
+        return {"actual": "?", "ok": False, "detail": "no such policy in the suite's policies"}
+    messages = [f.message for f in outcome.findings if f.effective]
+    ok = outcome.verdict == exp.result
+    detail = "; ".join(messages)
+    if ok and exp.message is not None and not any(exp.message in m for m in messages):
+        ok = False
+        detail = f"no message contains {exp.message!r}; messages: {detail or '(none)'}"
+    return {"actual": outcome.verdict, "ok": ok, "detail": detail}
 
 
 def run_tests(paths: list[str], *, json_output: bool = False) -> int:
