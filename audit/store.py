@@ -8,6 +8,7 @@ transaction, so several processes produce one gap-free log.
 from __future__ import annotations
 
 import sqlite3
+import time
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
@@ -250,9 +251,19 @@ class SQLiteStore(Store):
             conn = sqlite3.connect(
                 self.path, timeout=self.timeout, isolation_level=None, check_same_thread=False
             )
-            conn.execute("PRAGMA journal_mode=WAL")
-            conn.execute("PRAGMA synchronous=FULL")
             conn.execute(f"PRAGMA busy_timeout={int(self.timeout * 1000)}")
+            # Switching a new database to WAL takes an exclusive lock and does not wait on the busy
+            # handler: several writers opening a fresh log at once retry here.
+            deadline = time.monotonic() + self.timeout
+            while True:
+                try:
+                    conn.execute("PRAGMA journal_mode=WAL")
+                    break
+                except sqlite3.OperationalError as e:
+                    if "locked" not in str(e) or time.monotonic() > deadline:
+                        raise
+                    time.sleep(0.01)
+            conn.execute("PRAGMA synchronous=FULL")
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"{self.path}: {e}") from e
         return conn

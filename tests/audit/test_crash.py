@@ -49,3 +49,23 @@ def test_kill_9_mid_stream(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
     assert rep.ok, rep.failures[:5]
     assert rep.tree_size == len(stored) >= len(returned)
     assert rep.checkpoints >= 1
+
+
+def test_several_processes_open_a_fresh_sqlite_log_at_once(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    db = tmp_path / "fresh.db"
+    procs = [
+        subprocess.Popen([sys.executable, str(CHILD), str(db), str(keypair[0]), "30", "2", "20"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for _ in range(3)
+    ]  # fmt: skip
+    ids = []
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+        ids += out.split()
+    assert len(set(ids)) == 180
+    rep = verify_log(str(db), load_public_key(keypair[1]), workers=2)
+    assert rep.ok, rep.failures[:3]
+    assert rep.tree_size == 180
