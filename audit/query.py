@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import json
 from datetime import UTC, datetime
 from typing import Any
 
@@ -112,36 +113,33 @@ def _bounded_count(store: Store, table: str, col: str, val: str) -> int:
 
 def query(store: Store, f: Filters) -> list[QueryRow]:
     where, params = _where(f, store)
-    cols = ", ".join(f"r.{c.strip()}" for c in RECORD_COLUMNS.split(","))
+    cols = ", ".join(f"r.{c.strip()}" for c in RECORD_COLUMNS.split(",")) + ", r.summary"
     rows = store.fetch(f"SELECT {cols} FROM records r{where} ORDER BY r.idx DESC LIMIT ?", [*params, f.limit])
     if not rows:
         return []
-    idxs = [int(r[0]) for r in rows]
-    marks = ",".join("?" * len(idxs))
-    pol: dict[int, list[str]] = {}
-    exc: dict[int, list[str]] = {}
-    for i, p, v, e, a in store.fetch(
-        f"SELECT idx, policy, verdict, exception, approved_by FROM record_policies WHERE idx IN ({marks})",
-        idxs,
-    ):
-        pol.setdefault(int(i), []).append(f"{p}={v}")
-        if e:
-            exc.setdefault(int(i), []).append(f"{p}: {e} (approved by {a})")
-    ds: dict[int, list[str]] = {}
-    for i, d in store.fetch(f"SELECT idx, dataset FROM record_datasets WHERE idx IN ({marks})", idxs):
-        ds.setdefault(int(i), []).append(str(d))
-    ms: dict[int, list[str]] = {}
-    for i, d in store.fetch(f"SELECT idx, digest FROM record_models WHERE idx IN ({marks})", idxs):
-        ms.setdefault(int(i), []).append(str(d))
-    return [
-        QueryRow(
-            index=int(r[0]), record_id=r[1], time=r[2], cluster=r[3], jurisdiction=r[4], namespace=r[5],
-            kind=r[6], name=r[7], user=r[8], operation=r[9], decision=r[10],
-            policies=pol.get(int(r[0]), []), exceptions=exc.get(int(r[0]), []),
-            datasets=ds.get(int(r[0]), []), models=ms.get(int(r[0]), []),
+    out = []
+    for r in rows:
+        summary = json.loads(r[11])
+        out.append(
+            QueryRow(
+                index=int(r[0]),
+                record_id=r[1],
+                time=r[2],
+                cluster=r[3],
+                jurisdiction=r[4],
+                namespace=r[5],
+                kind=r[6],
+                name=r[7],
+                user=r[8],
+                operation=r[9],
+                decision=r[10],
+                policies=summary["policies"],
+                exceptions=summary["exceptions"],
+                datasets=summary["datasets"],
+                models=summary["models"],
+            )
         )
-        for r in rows
-    ]  # fmt: skip
+    return out
 
 
 def residency(store: Store, dataset: str) -> list[ResidencyRow]:
@@ -153,13 +151,12 @@ def residency(store: Store, dataset: str) -> list[ResidencyRow]:
         [dataset],
     )
     exc: dict[tuple[str, str, str], set[str]] = {}
-    for c, j, dec, p, e, a in store.fetch(
-        "SELECT r.cluster, r.jurisdiction, r.decision, p.policy, p.exception, p.approved_by "
-        "FROM record_datasets d JOIN records r ON r.idx = d.idx JOIN record_policies p ON p.idx = d.idx "
-        "WHERE d.dataset = ? AND p.exception <> ''",
+    for c, j, dec, e in store.fetch(
+        "SELECT r.cluster, r.jurisdiction, r.decision, r.exceptions "
+        "FROM record_datasets d JOIN records r ON r.idx = d.idx WHERE d.dataset = ? AND r.exceptions <> ''",
         [dataset],
     ):
-        exc.setdefault((c, j, dec), set()).add(f"{p}: {e} (approved by {a})")
+        exc.setdefault((c, j, dec), set()).update(e.split("; "))
     return [
         ResidencyRow(
             dataset=dataset, cluster=c, jurisdiction=j, decision=dec, records=int(n), first=lo, last=hi,

@@ -7,6 +7,7 @@ transaction, so several processes produce one gap-free log.
 
 from __future__ import annotations
 
+import json
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -23,12 +24,15 @@ _SCHEMA = [
         idx {bigint} PRIMARY KEY, record_id TEXT NOT NULL UNIQUE, time TEXT NOT NULL,
         cluster TEXT NOT NULL, jurisdiction TEXT NOT NULL, namespace TEXT NOT NULL, kind TEXT NOT NULL,
         name TEXT NOT NULL, username TEXT NOT NULL, operation TEXT NOT NULL, decision TEXT NOT NULL,
-        envelope {blob} NOT NULL, leaf_hash {blob} NOT NULL)""",
-    """CREATE TABLE IF NOT EXISTS record_policies (
-        idx {bigint} NOT NULL, policy TEXT NOT NULL, verdict TEXT NOT NULL,
-        exception TEXT NOT NULL, approved_by TEXT NOT NULL)""",
-    "CREATE TABLE IF NOT EXISTS record_datasets (idx {bigint} NOT NULL, dataset TEXT NOT NULL)",
-    "CREATE TABLE IF NOT EXISTS record_models (idx {bigint} NOT NULL, digest TEXT NOT NULL)",
+        exceptions TEXT NOT NULL, summary TEXT NOT NULL, envelope {blob} NOT NULL, leaf_hash {blob} NOT NULL)""",
+    # Filter tables: clustered on (value, idx) so a filter reads its records newest first; what
+    # a result row shows comes from records.summary, so they need no index on idx.
+    "CREATE TABLE IF NOT EXISTS record_policies (policy TEXT NOT NULL, idx {bigint} NOT NULL, "
+    "PRIMARY KEY (policy, idx)){without_rowid}",
+    "CREATE TABLE IF NOT EXISTS record_datasets (dataset TEXT NOT NULL, idx {bigint} NOT NULL, "
+    "PRIMARY KEY (dataset, idx)){without_rowid}",
+    "CREATE TABLE IF NOT EXISTS record_models (digest TEXT NOT NULL, idx {bigint} NOT NULL, "
+    "PRIMARY KEY (digest, idx)){without_rowid}",
     "CREATE TABLE IF NOT EXISTS checkpoints (size {bigint} PRIMARY KEY, time TEXT NOT NULL, note TEXT NOT NULL)",
     "CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL)",
     "CREATE INDEX IF NOT EXISTS records_time ON records (time)",
@@ -37,12 +41,6 @@ _SCHEMA = [
     "CREATE INDEX IF NOT EXISTS records_jur ON records (jurisdiction, idx)",
     "CREATE INDEX IF NOT EXISTS records_decision ON records (decision, idx)",
     "CREATE INDEX IF NOT EXISTS records_user ON records (username, idx)",
-    "CREATE INDEX IF NOT EXISTS policies_policy ON record_policies (policy, idx)",
-    "CREATE INDEX IF NOT EXISTS policies_idx ON record_policies (idx)",
-    "CREATE INDEX IF NOT EXISTS datasets_dataset ON record_datasets (dataset, idx)",
-    "CREATE INDEX IF NOT EXISTS datasets_idx ON record_datasets (idx)",
-    "CREATE INDEX IF NOT EXISTS models_digest ON record_models (digest, idx)",
-    "CREATE INDEX IF NOT EXISTS models_idx ON record_models (idx)",
 ]
 
 RECORD_COLUMNS = (
@@ -70,6 +68,18 @@ class Row:
     policies: list[tuple[str, str, str, str]]  # policy, verdict, exception, approved_by
     datasets: list[str]
     models: list[str]
+
+
+def _summary(r: Row) -> tuple[str, str]:
+    """(exceptions, summary JSON) columns: what query results show without reading the envelope."""
+    exceptions = [f"{p}: {e} (approved by {a})" for p, _, e, a in r.policies if e]
+    summary = {
+        "policies": [f"{p}={v}" for p, v, _, _ in r.policies],
+        "exceptions": exceptions,
+        "datasets": list(r.datasets),
+        "models": list(r.models),
+    }
+    return "; ".join(exceptions), json.dumps(summary, separators=(",", ":"))
 
 
 class Cursor(Protocol):
@@ -113,30 +123,26 @@ class Tx:
         self.cur.executemany(
             q(
                 "INSERT INTO records (idx, record_id, time, cluster, jurisdiction, namespace, kind, name, "
-                "username, operation, decision, envelope, leaf_hash) VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?)"
+                "username, operation, decision, exceptions, summary, envelope, leaf_hash) "
+                "VALUES (?,?,?,?,?,?,?,?,?,?,?,?,?,?,?)"
             ),
             [
                 (
                     r.idx, r.record_id, r.time, r.cluster, r.jurisdiction, r.namespace, r.kind, r.name,
-                    r.user, r.operation, r.decision, r.envelope, r.leaf_hash,
+                    r.user, r.operation, r.decision, *_summary(r), r.envelope, r.leaf_hash,
                 )
                 for r in rows
             ],
         )  # fmt: skip
-        pol = [(r.idx, *p) for r in rows for p in r.policies]
+        pol = [(p, r.idx) for r in rows for p in dict.fromkeys(x[0] for x in r.policies)]
         if pol:
-            self.cur.executemany(
-                q(
-                    "INSERT INTO record_policies (idx, policy, verdict, exception, approved_by) VALUES (?,?,?,?,?)"
-                ),
-                pol,
-            )
-        ds = [(r.idx, d) for r in rows for d in r.datasets]
+            self.cur.executemany(q("INSERT INTO record_policies (policy, idx) VALUES (?,?)"), pol)
+        ds = [(d, r.idx) for r in rows for d in dict.fromkeys(r.datasets)]
         if ds:
-            self.cur.executemany(q("INSERT INTO record_datasets (idx, dataset) VALUES (?,?)"), ds)
-        ms = [(r.idx, m) for r in rows for m in r.models]
+            self.cur.executemany(q("INSERT INTO record_datasets (dataset, idx) VALUES (?,?)"), ds)
+        ms = [(m, r.idx) for r in rows for m in dict.fromkeys(r.models)]
         if ms:
-            self.cur.executemany(q("INSERT INTO record_models (idx, digest) VALUES (?,?)"), ms)
+            self.cur.executemany(q("INSERT INTO record_models (digest, idx) VALUES (?,?)"), ms)
 
     def insert_checkpoint(self, size: int, time: str, note: str) -> None:
         self.cur.execute(
@@ -176,7 +182,9 @@ class Store:
         """Create the schema; record `meta` where unset; return the stored meta."""
         with self.transaction() as tx:
             for stmt in _SCHEMA:
-                tx.cur.execute(stmt.format(bigint=self.bigint, blob=self.blob))
+                tx.cur.execute(
+                    stmt.format(bigint=self.bigint, blob=self.blob, without_rowid=self.without_rowid)
+                )
             for k, v in meta.items():
                 tx.cur.execute(self.q(self.insert_ignore("meta", "key", "?, ?")), (k, v))
             tx.cur.execute("SELECT key, value FROM meta")
@@ -184,6 +192,7 @@ class Store:
 
     bigint = "INTEGER"
     blob = "BLOB"
+    without_rowid = " WITHOUT ROWID"
 
     def insert_ignore(self, table: str, key: str, values: str) -> str:
         return f"INSERT OR IGNORE INTO {table} VALUES ({values})"
@@ -303,6 +312,7 @@ class PostgresStore(Store):
     placeholder = "%s"
     bigint = "BIGINT"
     blob = "BYTEA"
+    without_rowid = ""
 
     def __init__(self, url: str) -> None:
         self.url = url
