@@ -14,7 +14,34 @@ from .sink import AuditUnavailable, DecisionContext, DecisionSink, NullSink
 
 DEFAULT_KEY = ".charter/audit.key"
 
-__all__ = ["AuditUnavailable", "DecisionContext", "DecisionSink", "NullSink", "open_sink"]
+__all__ = [
+    "AuditUnavailable",
+    "DecisionContext",
+    "DecisionSink",
+    "NullSink",
+    "ensure_default_key",
+    "open_sink",
+]
+
+
+def ensure_default_key(key_path: str | None) -> Path | None:
+    """Create the default signing key on first use; return its path if it was created.
+
+    Only the default location is filled in: a key the user named (or $CHARTER_AUDIT_KEY)
+    that does not exist is an error, never silently replaced by a new identity.
+    """
+    if key_path or os.environ.get("CHARTER_AUDIT_KEY"):
+        return None
+    path = Path(DEFAULT_KEY)
+    if path.exists():
+        return None
+    from .crypto import generate_keypair
+
+    try:
+        priv, _ = generate_keypair(path.parent, path.stem)
+    except OSError as e:
+        raise AuditUnavailable(f"cannot create the audit signing key {path}: {e}") from e
+    return priv
 
 
 def open_sink(

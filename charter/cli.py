@@ -97,6 +97,27 @@ def check(
     group: GroupOpt = None,
     operation: Annotated[str, typer.Option("--operation", help="CREATE, UPDATE or DELETE.")] = "CREATE",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show allowed resources too.")] = False,
+    audit: Annotated[
+        str | None,
+        typer.Option(
+            "--audit",
+            help="Write every decision to the signed audit log: a path or sqlite:///PATH (e.g. .charter/audit.db), or postgresql://...",
+        ),
+    ] = None,
+    audit_key: Annotated[
+        str | None,
+        typer.Option(
+            "--audit-key",
+            help="Ed25519 signing key (default $CHARTER_AUDIT_KEY, else .charter/audit.key, created on first use).",
+        ),
+    ] = None,
+    audit_failure: Annotated[
+        str,
+        typer.Option(
+            "--audit-failure",
+            help="deny: a run whose decisions could not be audited exits 5; allow: warn only.",
+        ),
+    ] = "deny",
     progress: Annotated[
         bool,
         typer.Option(
@@ -109,6 +130,8 @@ def check(
 
     if operation not in ("CREATE", "UPDATE", "DELETE"):
         _fail(f"--operation must be CREATE, UPDATE or DELETE, not {operation!r}")
+    if audit_failure not in ("deny", "allow"):
+        _fail(f"--audit-failure must be deny or allow, not {audit_failure!r}")
     code = run_check(
         paths,
         policies=policies,
@@ -122,6 +145,9 @@ def check(
         operation=operation,
         verbose=verbose,
         progress=progress,
+        audit=audit,
+        audit_key=audit_key,
+        audit_failure=audit_failure,
     )
     raise typer.Exit(code)
 

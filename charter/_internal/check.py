@@ -8,7 +8,7 @@ from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
-from charter.engine import check_paths
+from charter.engine import CheckRun, check_paths
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -16,9 +16,9 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from .report.model import Report, build_report
 from .report.policyinfo import policy_infos
 from .report.text import render_text
-from .session import load_session
+from .session import Session, load_session
 
-EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT, EXIT_EVAL_ERRORS = 0, 1, 2, 3
+EXIT_OK, EXIT_VIOLATIONS, EXIT_BAD_INPUT, EXIT_EVAL_ERRORS, EXIT_AUDIT = 0, 1, 2, 3, 5
 
 
 def exit_code(report: Report, fail_on: str) -> int:
@@ -49,6 +49,9 @@ def run_check(
     operation: str,
     verbose: bool = False,
     progress: bool = False,
+    audit: str | None = None,
+    audit_key: str | None = None,
+    audit_failure: str = "deny",
 ) -> int:
     session = load_session(policies, cluster=cluster, context=context, exceptions=exceptions)
     err = Console(stderr=True, highlight=False)
@@ -77,6 +80,9 @@ def run_check(
             run = check_paths(engine, paths, user_info=user_info, operation=operation, progress=update)
     else:
         run = check_paths(engine, paths, user_info=user_info, operation=operation)
+    audit_problem = None
+    if audit is not None:
+        audit_problem = record_decisions(run, session, audit, audit_key, err)
     report = build_report(run, len(session.policies.policies))
     infos = policy_infos(session.policies.policies)
     out = output.open("w", encoding="utf-8") if output is not None else sys.stdout
@@ -109,4 +115,40 @@ def run_check(
                 markup=True,
                 soft_wrap=True,
             )
-    return exit_code(report, fail_on)
+    code = exit_code(report, fail_on)
+    if audit_problem is not None:
+        # Nothing is silently unaudited: with --audit-failure deny an unaudited run fails.
+        err.print(f"[bold red]audit:[/] {escape(audit_problem)}", markup=True, soft_wrap=True)
+        if audit_failure == "deny":
+            return max(code, EXIT_AUDIT)
+    return code
+
+
+def record_decisions(run: CheckRun, session: Session, url: str, key: str | None, err: Console) -> str | None:
+    """Append every decision to the signed audit log; return why not, if it could not be done."""
+    from charter.audit import AuditUnavailable, DecisionContext, ensure_default_key, open_sink
+
+    try:
+        created = ensure_default_key(key)
+        if created is not None:
+            err.print(
+                f"created audit signing key {created} (public key beside it); keep it safe", highlight=False
+            )
+        sink = open_sink(url, key)
+    except AuditUnavailable as e:
+        return f"no decision was audited: {e}"
+    context = DecisionContext(session.policies.digest, session.context.cluster, "check")
+    written = 0
+    try:
+        for rd in run.decisions:
+            sink.append(rd.decision, context)
+            written += 1
+    except AuditUnavailable as e:
+        return f"{len(run.decisions) - written} of {len(run.decisions)} decisions were not audited: {e}"
+    finally:
+        try:
+            sink.close()
+        except AuditUnavailable as e:
+            return f"the final checkpoint could not be written: {e}"
+    err.print(f"audited {written} decisions in {url or '.charter/audit.db'}", highlight=False)
+    return None
