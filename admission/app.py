@@ -119,12 +119,12 @@ def parse_review(body: bytes) -> AdmissionReview:
         ) from None
 
 
-def decide(state: WebhookState, review: AdmissionReview) -> tuple[dict[str, Any], Decision | None]:
-    """Evaluate one review with the serving set; the response and the decision."""
+def decide(state: WebhookState, review: AdmissionReview) -> tuple[dict[str, Any], Decision | None, str]:
+    """Evaluate one review with the serving set: the response, the decision and the set's digest."""
     req = review.request
     serving = state.holder.current  # read once: this request is decided by one set
     if serving is None:
-        return resp.denied(req.uid, 503, "ServiceUnavailable", "charter has no policy set loaded"), None
+        return resp.denied(req.uid, 503, "ServiceUnavailable", "charter has no policy set loaded"), None, ""
     attrs = attributes_from_request(req)
     if attrs.namespace:
         ns = state.namespaces.get(attrs.namespace)
@@ -134,23 +134,39 @@ def decide(state: WebhookState, review: AdmissionReview) -> tuple[dict[str, Any]
         elif attrs.namespace not in serving.engine.context.namespaces:
             state.metrics.namespace_unknown.inc()
     decision = serving.engine.evaluate(attrs, related=serving.related)
-    response = resp.response_for(req.uid, decision)
+    return resp.response_for(req.uid, decision), decision, serving.digest
+
+
+async def audit(
+    state: WebhookState, uid: str, response: dict[str, Any], decision: Decision, digest: str
+) -> dict[str, Any]:
+    """Record the decision before answering; what cannot be recorded is denied (or allowed, by choice).
+
+    With a sink that offers `append_async`, the loop serves other reviews while the
+    writer commits, so concurrent reviews share one durable group commit.
+    """
+    serving = state.holder.current
+    context = DecisionContext(digest, serving.cluster if serving is not None else None, "admission")
     started = perf_counter()
     try:
-        state.sink.append(decision, DecisionContext(serving.digest, serving.cluster, "admission"))
+        append_async = getattr(state.sink, "append_async", None)
+        if append_async is not None:
+            await append_async(decision, context)
+        else:
+            state.sink.append(decision, context)
     except Exception as e:  # AuditUnavailable, or any sink failure: the decision is unrecorded
         state.metrics.audit_failures.inc()
-        log.error("audit append failed", extra={"uid": req.uid, "error": f"{type(e).__name__}: {e}"})
+        log.error("audit append failed", extra={"uid": uid, "error": f"{type(e).__name__}: {e}"})
         if state.audit_failure == "deny" and response["allowed"]:
-            response = resp.denied(
-                req.uid,
+            return resp.denied(
+                uid,
                 503,
                 "ServiceUnavailable",
                 "charter could not record this decision in its audit log, and denies what it cannot audit",
             )
     finally:
         state.metrics.audit_latency.observe(perf_counter() - started)
-    return response, decision
+    return response
 
 
 def _record(
@@ -235,7 +251,9 @@ def create_app(state: WebhookState) -> FastAPI:
             state.metrics.bad_requests.labels(e.reason).inc()
             return _status(e.code, e.reason, e.message)
         try:
-            response, decision = decide(state, review)
+            response, decision, digest = decide(state, review)
+            if decision is not None:
+                response = await audit(state, review.request.uid, response, decision, digest)
         except Exception as e:  # a bug must still be an answer: deny, say why, never a 500
             log.exception("evaluation failed", extra={"uid": review.request.uid})
             response, decision = (

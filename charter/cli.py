@@ -227,6 +227,19 @@ def serve(
     metrics_host: Annotated[
         str | None, typer.Option("--metrics-host", help="Address for the metrics port (default: --host).")
     ] = None,
+    audit: Annotated[
+        str | None,
+        typer.Option(
+            "--audit",
+            help="Signed audit log of every decision: a path or sqlite:///PATH (one replica), or postgresql://... (several).",
+        ),
+    ] = None,
+    audit_key: Annotated[
+        str | None,
+        typer.Option(
+            "--audit-key", help="Ed25519 signing key (default $CHARTER_AUDIT_KEY, else .charter/audit.key)."
+        ),
+    ] = None,
     audit_failure: Annotated[
         AuditFailure,
         typer.Option("--audit-failure", help="When a decision cannot be audited: deny or allow."),
@@ -246,6 +259,14 @@ def serve(
     """Run the validating admission webhook (HTTPS POST /validate)."""
     from charter.admission.server import ServeOptions, run_serve
 
+    sink = None
+    if audit is not None:
+        from charter.audit import AuditUnavailable, open_sink
+
+        try:
+            sink = open_sink(audit, audit_key)
+        except AuditUnavailable as e:
+            _fail(f"audit log: {e}")
     code = run_serve(
         ServeOptions(
             policies=policies or [],
@@ -263,7 +284,8 @@ def serve(
             reload_interval=reload_interval,
             loop=loop,
             http=http,
-        )
+        ),
+        sink=sink,
     )
     raise typer.Exit(code)
 

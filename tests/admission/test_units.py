@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import json
 import subprocess
 import time
@@ -11,7 +12,7 @@ from typing import Any
 import jsonschema
 import pytest
 import yaml
-from charter.admission.app import WebhookState, decide
+from charter.admission.app import WebhookState, audit, decide
 from charter.admission.metrics import Metrics
 from charter.admission.namespaces import FileNamespaceSource, KubeNamespaceSource, namespace_source
 from charter.admission.reload import PolicyHolder, PolicySetup
@@ -121,7 +122,11 @@ def _state(tmp_path: Path, extra: str = "", **kw: Any) -> WebhookState:
 
 
 def _decide(state: WebhookState, obj: dict[str, Any], **kw: Any) -> dict[str, Any]:
-    return decide(state, AdmissionReview.model_validate(admission_review(obj, **kw)))[0]
+    """The handler's path without HTTP: evaluate, then audit before answering."""
+    review = AdmissionReview.model_validate(admission_review(obj, **kw))
+    response, decision, digest = decide(state, review)
+    assert decision is not None
+    return asyncio.run(audit(state, review.request.uid, response, decision, digest))
 
 
 def test_warn_audit_and_ignored_errors_admit(tmp_path: Path) -> None:
