@@ -18,7 +18,7 @@ from typing import Any
 
 from charter.engine import Engine
 from charter.engine.models import ClusterProfile
-from charter.engine.offline import _RELATED_KINDS as RELATED_KINDS
+from charter.engine.normalize import RELATED_KINDS
 
 from charter._internal.session import bundled_policies, load_session
 

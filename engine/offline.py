@@ -15,11 +15,9 @@ from .dispatcher import Engine
 from .documents import Document, read_documents
 from .errors import CharterError, InputError
 from .loader import ContextObjects, add_context, classify
+from .normalize import RELATED_KINDS
 from .request import Source, attributes_for_object
 from .results import Decision
-
-# Objects normalization reads beside a workload: DRA claims for devices, ServiceAccounts for identity.
-_RELATED_KINDS = frozenset({"ResourceClaim", "ResourceClaimTemplate", "DeviceClass", "ServiceAccount"})
 
 
 @dataclass(slots=True)
@@ -84,8 +82,8 @@ def check_paths(
             name = (data.get("metadata") or {}).get("name")
             if isinstance(name, str) and name not in ctx.namespaces:
                 ctx.namespaces[name] = data
-    related = [d.data for d in resources if d.data.get("kind") in _RELATED_KINDS] + [
-        o for o in ctx.objects if o.get("kind") in _RELATED_KINDS
+    related = [d.data for d in resources if d.data.get("kind") in RELATED_KINDS] + [
+        o for o in ctx.objects if o.get("kind") in RELATED_KINDS
     ]
     request = ctx.request.spec if ctx.request is not None else None
     info = (

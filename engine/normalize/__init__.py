@@ -15,7 +15,8 @@ from ._common import Ctx, clean_object, get_map, get_str, str_map, type_name
 
 __all__ = ["extract_pod_templates", "normalize"]
 
-_RELATED_KINDS = ("ResourceClaim", "ResourceClaimTemplate", "ServiceAccount")
+# Objects normalization reads beside a workload: DRA claims for devices, ServiceAccounts for identity.
+RELATED_KINDS = frozenset({"ResourceClaim", "ResourceClaimTemplate", "ServiceAccount"})
 
 
 def _metadata(obj: dict[str, Any], ctx: Ctx) -> tuple[dict[str, Any], dict[str, str], dict[str, str]]:
@@ -66,7 +67,7 @@ def _normalize(obj: Mapping[str, Any], related: Sequence[Mapping[str, Any]], ctx
     # Only the kinds read from related objects are copied: normalizing every object of a large
     # file against all the others stays linear in practice. Their problems are theirs, not ours.
     rel = [
-        clean_object(x, Ctx()) for x in related if isinstance(x, Mapping) and x.get("kind") in _RELATED_KINDS
+        clean_object(x, Ctx()) for x in related if isinstance(x, Mapping) and x.get("kind") in RELATED_KINDS
     ]
     meta, labels, annotations = _metadata(o, ctx)
     namespace = get_str(meta, "namespace", "metadata", ctx)

@@ -19,7 +19,7 @@ from charter.admission.response import annotation_key, response_for
 from charter.engine import attributes_for_object
 from charter.engine.documents import Document, read_documents
 from charter.engine.loader import classify
-from charter.engine.offline import _RELATED_KINDS as RELATED
+from charter.engine.normalize import RELATED_KINDS as RELATED
 
 from charter._internal.session import load_session
 
