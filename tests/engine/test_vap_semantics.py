@@ -363,3 +363,65 @@ def test_runaway_expression_stopped_by_cost_budget(make_engine: Callable[..., En
     assert finding.message.startswith("cost budget exceeded")
     small = dict(cm, data={"keys": ["a", "b"]})
     assert evaluate(engine, small).findings() == []
+
+
+SELECTORS = """
+apiVersion: charter.dev/v1alpha1
+kind: Policy
+metadata: {name: selectors}
+spec:
+  matchConstraints:
+    resourceRules:
+      - {apiGroups: ["", "apps"], apiVersions: ["*"], operations: ["CREATE"], resources: ["*"], scope: Namespaced}
+    excludeResourceRules:
+      - {apiGroups: [""], apiVersions: ["*"], operations: ["*"], resources: [configmaps]}
+    objectSelector:
+      matchExpressions:
+        - {key: tier, operator: NotIn, values: [system]}
+  validations:
+    - expression: "false"
+      message: matched
+"""
+
+
+@pytest.mark.parametrize(
+    ("manifest", "verdict"),
+    [
+        ({"apiVersion": "v1", "kind": "Pod", "metadata": {"name": "a", "namespace": "x"}}, "deny"),
+        (
+            {"apiVersion": "apps/v1", "kind": "Deployment", "metadata": {"name": "d", "namespace": "x"}},
+            "deny",
+        ),
+        # excluded resource
+        ({"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "x"}}, "skip"),
+        # object selector
+        (
+            {
+                "apiVersion": "v1",
+                "kind": "Pod",
+                "metadata": {"name": "s", "namespace": "x", "labels": {"tier": "system"}},
+            },
+            "skip",
+        ),
+        # scope: Namespaced excludes cluster-scoped kinds
+        ({"apiVersion": "v1", "kind": "Namespace", "metadata": {"name": "n"}}, "skip"),
+        # group not listed
+        ({"apiVersion": "batch/v1", "kind": "Job", "metadata": {"name": "j", "namespace": "x"}}, "skip"),
+    ],
+)
+def test_rules_exclusions_selectors_scope(
+    make_engine: Callable[..., Engine], manifest: dict[str, object], verdict: str
+) -> None:
+    engine = make_engine(SELECTORS)
+    assert evaluate(engine, manifest).outcomes[0].verdict == verdict
+
+
+def test_rule_operations_and_match_policy(make_engine: Callable[..., Engine]) -> None:
+    exact = make_engine(
+        DOCS_POLICY.replace("  matchConstraints:\n", "  matchConstraints:\n    matchPolicy: Exact\n", 1)
+    )
+    v1beta = deployment(9).replace("apiVersion: apps/v1", "apiVersion: apps/v1beta2")
+    assert evaluate(exact, v1beta).outcomes[0].verdict == "skip"  # Exact: the version must be listed
+    equivalent = make_engine(DOCS_POLICY)
+    assert evaluate(equivalent, v1beta).outcomes[0].verdict == "deny"  # Equivalent (the default) converts
+    assert evaluate(equivalent, deployment(9), operation="DELETE").outcomes[0].verdict == "skip"
