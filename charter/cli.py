@@ -340,6 +340,42 @@ def webhook_config(
     sys.stdout.write(yaml.safe_dump(config, sort_keys=False))
 
 
+@app.command("export-vap")
+def export_vap(
+    policies: PoliciesOpt = None,
+    out: Annotated[
+        Path | None, typer.Option("--out", "-o", help="Write the YAML here instead of stdout.")
+    ] = None,
+) -> None:
+    """Translate policies that need nothing of charter's into ValidatingAdmissionPolicy + Binding YAML."""
+    import yaml
+
+    from charter._internal.export_vap import export_policies
+    from charter._internal.session import bundled_policies
+
+    result = export_policies(policies or [bundled_policies()])
+    if result.errors:
+        _print_errors(result.errors)
+        raise typer.Exit(EXIT_BAD_INPUT)
+    text = yaml.safe_dump_all(result.objects, sort_keys=False) if result.objects else ""
+    if out is not None:
+        out.write_text(text, encoding="utf-8")
+    else:
+        sys.stdout.write(text)
+    for s in result.skipped:
+        err_console.print(
+            f"[yellow]not exported:[/] {escape(s.name)} ({escape(s.source)}): {escape('; '.join(s.reasons))}",
+            markup=True,
+            highlight=False,
+            soft_wrap=True,
+        )
+    err_console.print(
+        f"{len(result.exported)} polic{'y' if len(result.exported) == 1 else 'ies'} exported, "
+        f"{len(result.skipped)} not exportable",
+        highlight=False,
+    )
+
+
 @app.command()
 def version() -> None:
     """Print charter's version and its CEL runtime."""
