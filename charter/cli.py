@@ -376,6 +376,73 @@ def export_vap(
     )
 
 
+class ScanFormat(StrEnum):
+    table = "table"
+    json = "json"
+    policyreport = "policyreport"
+
+
+@app.command()
+def scan(
+    kubeconfig: Annotated[
+        str | None,
+        typer.Option(
+            "--kubeconfig", help="Kubeconfig file (default: $KUBECONFIG, ~/.kube/config, in-cluster)."
+        ),
+    ] = None,
+    kube_context: Annotated[
+        str | None, typer.Option("--context", help="The kubeconfig context to use.")
+    ] = None,
+    namespace: Annotated[
+        str | None, typer.Option("--namespace", "-n", help="Only this namespace (default: all).")
+    ] = None,
+    policies: PoliciesOpt = None,
+    cluster: ClusterOpt = None,
+    context_files: Annotated[
+        list[str] | None,
+        typer.Option("--context-file", help="Files with catalogs, param objects and other context."),
+    ] = None,
+    exceptions: ExceptionsOpt = None,
+    fmt: Annotated[
+        ScanFormat,
+        typer.Option("--format", "-f", help="table, json, or policyreport (wgpolicyk8s.io/v1alpha2)."),
+    ] = ScanFormat.table,
+    output: Annotated[
+        Path | None, typer.Option("--output", "-o", help="Write the report here instead of stdout.")
+    ] = None,
+    fail_on: Annotated[
+        FailOn, typer.Option("--fail-on", help="Which findings make the exit code 1.")
+    ] = FailOn.never,
+    include_owned: Annotated[
+        bool,
+        typer.Option(
+            "--include-owned",
+            help="Also evaluate objects owned by a listed controller (e.g. Pods of a Deployment).",
+        ),
+    ] = False,
+    verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show passing results too.")] = False,
+) -> None:
+    """Evaluate the workloads running in a live cluster (a background audit)."""
+    from charter._internal.scan import run_scan
+
+    raise typer.Exit(
+        run_scan(
+            kubeconfig=kubeconfig,
+            context=kube_context,
+            namespace=namespace,
+            policies=policies or [],
+            cluster_profile=cluster,
+            context_files=context_files or [],
+            exceptions=exceptions or [],
+            fmt=fmt.value,
+            output=output,
+            fail_on=fail_on.value,
+            include_owned=include_owned,
+            verbose=verbose,
+        )
+    )
+
+
 @app.command()
 def version() -> None:
     """Print charter's version and its CEL runtime."""
