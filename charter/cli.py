@@ -124,9 +124,19 @@ def check(
             "--progress/--no-progress", help="Progress on stderr (default: when stderr is a terminal)."
         ),
     ] = sys.stderr.isatty(),
+    trust_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--trust-policy",
+            help="A TrustPolicy file: verify model signatures (ModelAttestation documents among --context) into `provenance`.",
+        ),
+    ] = None,
 ) -> None:
     """Evaluate manifests against the policies, as the admission webhook would."""
     from charter._internal.check import run_check
+    from charter._internal.session import use_trust_policy
+
+    use_trust_policy(trust_policy)
 
     if operation not in ("CREATE", "UPDATE", "DELETE"):
         _fail(f"--operation must be CREATE, UPDATE or DELETE, not {operation!r}")
@@ -176,9 +186,19 @@ def lint(paths: Annotated[list[str], typer.Argument(help="Policy files or direct
 def test_cmd(
     paths: Annotated[list[str], typer.Argument(help="Directories or files holding PolicyTest documents.")],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json")] = Format.text,
+    trust_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--trust-policy",
+            help="A TrustPolicy file: verify model signatures (ModelAttestation documents among --context) into `provenance`.",
+        ),
+    ] = None,
 ) -> None:
     """Run policy test suites (kind: PolicyTest); exit 1 on any mismatch."""
     from charter._internal.policytest import run_tests
+    from charter._internal.session import use_trust_policy
+
+    use_trust_policy(trust_policy)
 
     raise typer.Exit(run_tests(paths, json_output=fmt == Format.json))
 
@@ -255,9 +275,20 @@ def serve(
     ] = 1.0,
     loop: Annotated[str, typer.Option("--loop", hidden=True)] = "auto",
     http: Annotated[str, typer.Option("--http", hidden=True)] = "auto",
+    trust_policy: Annotated[
+        str | None,
+        typer.Option(
+            "--trust-policy",
+            help="A TrustPolicy file: verify model signatures (ModelAttestation documents among --context) into `provenance`.",
+        ),
+    ] = None,
 ) -> None:
     """Run the validating admission webhook (HTTPS POST /validate)."""
     from charter.admission.server import ServeOptions, run_serve
+
+    from charter._internal.session import use_trust_policy
+
+    use_trust_policy(trust_policy)
 
     sink = None
     if audit is not None:
@@ -463,6 +494,16 @@ def _register_audit() -> None:
 
 
 _register_audit()
+
+
+def _register_model() -> None:
+    # `charter model verify|inspect`; model-signing and sigstore are imported inside each command.
+    from charter.provenance.cli import app as model_app
+
+    app.add_typer(model_app, name="model")
+
+
+_register_model()
 
 
 def main() -> None:

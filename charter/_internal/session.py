@@ -7,6 +7,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from charter.engine import CharterError, ContextObjects, Engine, PolicySet, load_context, load_policy_set
+from charter.engine.dispatcher import ProvenanceProvider
 from charter.engine.documents import read_documents
 from charter.engine.errors import ContextError, Location, UsageError
 from charter.engine.loader import add_context, build_policy_set
@@ -24,9 +25,38 @@ class Session:
     policies: PolicySet
     context: ContextObjects
     errors: list[CharterError] = field(default_factory=list)
+    provenance: ProvenanceProvider | None = None
 
     def engine(self) -> Engine:
-        return Engine(self.policies, self.context)
+        return Engine(self.policies, self.context, provenance=self.provenance)
+
+
+# The trust policy commands use when their callers pass none (set once by `--trust-policy`).
+_default_trust_policy: str | None = None
+
+
+def use_trust_policy(path: str | None) -> None:
+    global _default_trust_policy
+    _default_trust_policy = path
+
+
+def _provenance(
+    trust_policy: str, context: Sequence[str], ctx: ContextObjects, errors: list[CharterError]
+) -> ProvenanceProvider | None:
+    from charter.provenance import (
+        ModelAttestationProvider,
+        TrustPolicyError,
+        load_attestations,
+        load_trust_policy,
+    )
+
+    try:
+        trust = load_trust_policy(trust_policy)
+    except TrustPolicyError as e:
+        errors.append(ContextError(str(e), Location(file=trust_policy)))
+        return None
+    cluster = ctx.cluster.view() if ctx.cluster is not None else None
+    return ModelAttestationProvider(trust, load_attestations(context), cluster)
 
 
 def load_session(
@@ -35,6 +65,7 @@ def load_session(
     cluster: str | None = None,
     context: Sequence[str] = (),
     exceptions: Sequence[str] = (),
+    trust_policy: str | None = None,
 ) -> Session:
     errors: list[CharterError] = []
     pset, ctx, load_errors = load_policy_set(policies or [bundled_policies()])
@@ -71,4 +102,6 @@ def load_session(
                 ctx.cluster = before
     if context:
         load_context(context, ctx, errors)
-    return Session(pset, ctx, errors)
+    trust_policy = trust_policy or _default_trust_policy
+    provider = _provenance(trust_policy, context, ctx, errors) if trust_policy else None
+    return Session(pset, ctx, errors, provider)
