@@ -186,19 +186,9 @@ def lint(paths: Annotated[list[str], typer.Argument(help="Policy files or direct
 def test_cmd(
     paths: Annotated[list[str], typer.Argument(help="Directories or files holding PolicyTest documents.")],
     fmt: Annotated[Format, typer.Option("--format", "-f", help="text or json")] = Format.text,
-    trust_policy: Annotated[
-        str | None,
-        typer.Option(
-            "--trust-policy",
-            help="A TrustPolicy file: verify model signatures (ModelAttestation documents among --context) into `provenance`.",
-        ),
-    ] = None,
 ) -> None:
     """Run policy test suites (kind: PolicyTest); exit 1 on any mismatch."""
     from charter._internal.policytest import run_tests
-    from charter._internal.session import use_trust_policy
-
-    use_trust_policy(trust_policy)
 
     raise typer.Exit(run_tests(paths, json_output=fmt == Format.json))
 

@@ -158,3 +158,45 @@ def test_model_inspect_cli() -> None:
     out = json.loads(r.stdout)
     assert out["method"] == "certificate" and out["signer"] == "model-signer@test.invalid"
     assert out["digest"] == TINY_DIGEST and len(out["files"]) == 3
+
+
+def test_reason_is_in_the_signed_audit_record(tmp_path: Path, make_trust: Callable[..., Path]) -> None:
+    import base64
+    import sqlite3
+
+    pod, att = _files(tmp_path, "tiny-model.p256.payload-edited.sig")
+    r = subprocess.run(
+        [
+            sys.executable, "-m", "charter.cli", "check", str(pod),
+            "--policies", str(PACK / "models.yaml"),
+            "--context", str(PACK / "catalog.yaml"), "--context", str(att),
+            "--trust-policy", str(make_trust()), "--no-progress",
+            "--audit", str(tmp_path / "audit.db"),
+        ],
+        capture_output=True, text=True, cwd=tmp_path,  # the signing key is created in ./.charter/
+    )  # fmt: skip
+    assert r.returncode == 1, r.stdout + r.stderr
+    (envelope,) = sqlite3.connect(tmp_path / "audit.db").execute("select envelope from records").fetchone()
+    statement = json.loads(base64.b64decode(json.loads(envelope)["payload"]))
+    (result,) = [x for x in statement["predicate"]["results"] if x["policy"] == "provenance-model-signature"]
+    assert result["verdict"] == "deny"
+    assert "DSSE signature is invalid" in result["message"]
+
+
+def test_webhook_reload_builds_the_provider(tmp_path: Path, make_trust: Callable[..., Path]) -> None:
+    from charter.admission.reload import PolicySetup, build
+
+    from charter._internal.session import use_trust_policy
+
+    pod, att = _files(tmp_path, "tiny-model.p256.sig")
+    use_trust_policy(str(make_trust()))
+    try:
+        serving, errors = build(
+            PolicySetup(policies=[str(PACK / "models.yaml")], context=[str(PACK / "catalog.yaml"), str(att)])
+        )
+    finally:
+        use_trust_policy(None)
+    assert not errors and serving is not None
+    (rd,) = check_paths(serving.engine, [str(pod)]).decisions
+    outcome = next(o for o in rd.decision.outcomes if o.policy == "provenance-model-signature")
+    assert str(outcome.verdict).endswith("pass")
