@@ -53,6 +53,7 @@ class PolicyTestSpec(_Model):
     cluster: str | None = None
     context: list[str] = []
     exceptions: list[str] = []
+    trust_policy: str | None = None  # a TrustPolicy: ModelAttestations in `context` are verified against it
     user_info: UserInfo | None = None
     operation: Literal["CREATE", "UPDATE", "DELETE"] = "CREATE"
     now: datetime | None = None  # fixes the clock, so exception expiry is reproducible
@@ -94,11 +95,17 @@ def run_suite(test: PolicyTest, file: str) -> list[CaseResult]:
         cluster=_rel(base, s.cluster) if s.cluster else None,
         context=[_rel(base, p) for p in s.context],
         exceptions=[_rel(base, p) for p in s.exceptions],
+        trust_policy=_rel(base, s.trust_policy) if s.trust_policy else None,
     )
     if session.errors:
         raise session.errors[0]
     now = s.now
-    engine = Engine(session.policies, session.context, now=(lambda: now) if now is not None else None)
+    engine = Engine(
+        session.policies,
+        session.context,
+        now=(lambda: now) if now is not None else None,
+        provenance=session.provenance,
+    )
     run = check_paths(
         engine,
         [_rel(base, p) for p in s.resources],

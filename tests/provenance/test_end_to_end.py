@@ -200,3 +200,34 @@ def test_webhook_reload_builds_the_provider(tmp_path: Path, make_trust: Callable
     (rd,) = check_paths(serving.engine, [str(pod)]).decisions
     outcome = next(o for o in rd.decision.outcomes if o.policy == "provenance-model-signature")
     assert str(outcome.verdict).endswith("pass")
+
+
+def test_policy_test_suite_with_trust_policy(tmp_path: Path, make_trust: Callable[..., Path]) -> None:
+    """`charter test` verifies ModelAttestations against the suite's trustPolicy, as check does."""
+    pod, att = _files(tmp_path, "tiny-model.p256.sig")
+    trust = make_trust()
+    suite = tmp_path / "suite.yaml"
+    suite.write_text(
+        f"""apiVersion: charter.dev/v1alpha1
+kind: PolicyTest
+metadata: {{name: signed-model}}
+spec:
+  policies: [{PACK / "models.yaml"}]
+  context: [{PACK / "catalog.yaml"}, {att.name}]
+  trustPolicy: {trust}
+  resources: [{pod.name}]
+  expect:
+    - {{resource: {{kind: Pod, name: scorer}}, policy: provenance-model-signature, result: pass}}
+"""
+    )
+    r = subprocess.run(
+        [sys.executable, "-m", "charter.cli", "test", str(suite)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert r.returncode == 0, r.stdout + r.stderr
+    assert "1 cases: 1 passed, 0 failed" in r.stdout
+    # Without the trust policy the same suite fails: no verification facts, so the pack denies.
+    suite.write_text(suite.read_text().replace(f"  trustPolicy: {trust}\n", ""))
+    r = subprocess.run(
+        [sys.executable, "-m", "charter.cli", "test", str(suite)], capture_output=True, text=True, cwd=ROOT
+    )
+    assert r.returncode == 1 and "+ actual:   deny" in r.stdout
