@@ -48,11 +48,12 @@ class PolicySetup:
     cluster: str | None = None
     context: Sequence[str] = ()
     exceptions: Sequence[str] = ()
+    trust_policy: str | None = None
 
     def paths(self) -> list[str]:
-        return [*(self.policies or [bundled_policies()]), *self.context, *self.exceptions] + (
-            [self.cluster] if self.cluster else []
-        )
+        # The trust policy is watched too: editing it must re-verify every attestation.
+        singles = [p for p in (self.cluster, self.trust_policy) if p]
+        return [*(self.policies or [bundled_policies()]), *self.context, *self.exceptions, *singles]
 
 
 @dataclass(frozen=True)
@@ -83,6 +84,7 @@ def build(setup: PolicySetup) -> tuple[Serving | None, list[str]]:
         cluster=setup.cluster,
         context=list(setup.context),
         exceptions=list(setup.exceptions),
+        trust_policy=setup.trust_policy,
     )
     if session.errors:
         return None, [str(e) for e in session.errors]

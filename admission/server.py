@@ -38,6 +38,7 @@ class ServeOptions:
     cluster: str | None = None
     context: Sequence[str] = ()
     exceptions: Sequence[str] = ()
+    trust_policy: str | None = None  # TrustPolicy for ModelAttestations among the context
     host: str = "127.0.0.1"
     port: int = 8443
     metrics_host: str | None = None  # default: --host
@@ -102,7 +103,9 @@ async def _serve_all(servers: Sequence[_Server]) -> None:
 def run_serve(opts: ServeOptions, sink: DecisionSink | None = None) -> int:
     logs.configure(opts.log_level)
     metrics = Metrics()
-    setup = PolicySetup(list(opts.policies), opts.cluster, list(opts.context), list(opts.exceptions))
+    setup = PolicySetup(
+        list(opts.policies), opts.cluster, list(opts.context), list(opts.exceptions), opts.trust_policy
+    )
     holder = PolicyHolder(setup, metrics)
     if holder.current is None:
         for e in holder.status.errors:

@@ -134,9 +134,6 @@ def check(
 ) -> None:
     """Evaluate manifests against the policies, as the admission webhook would."""
     from charter._internal.check import run_check
-    from charter._internal.session import use_trust_policy
-
-    use_trust_policy(trust_policy)
 
     if operation not in ("CREATE", "UPDATE", "DELETE"):
         _fail(f"--operation must be CREATE, UPDATE or DELETE, not {operation!r}")
@@ -158,6 +155,7 @@ def check(
         audit=audit,
         audit_key=audit_key,
         audit_failure=audit_failure,
+        trust_policy=trust_policy,
     )
     raise typer.Exit(code)
 
@@ -276,10 +274,6 @@ def serve(
     """Run the validating admission webhook (HTTPS POST /validate)."""
     from charter.admission.server import ServeOptions, run_serve
 
-    from charter._internal.session import use_trust_policy
-
-    use_trust_policy(trust_policy)
-
     sink = None
     if audit is not None:
         from charter.audit import AuditUnavailable, open_sink
@@ -296,6 +290,7 @@ def serve(
             cluster=cluster,
             context=context or [],
             exceptions=exceptions or [],
+            trust_policy=trust_policy,
             host=host,
             port=port,
             metrics_host=metrics_host,

@@ -53,8 +53,11 @@ def run_check(
     audit: str | None = None,
     audit_key: str | None = None,
     audit_failure: str = "deny",
+    trust_policy: str | None = None,
 ) -> int:
-    session = load_session(policies, cluster=cluster, context=context, exceptions=exceptions)
+    session = load_session(
+        policies, cluster=cluster, context=context, exceptions=exceptions, trust_policy=trust_policy
+    )
     err = Console(stderr=True, highlight=False)
     policy_errors = list(session.errors)
     if policy_errors:

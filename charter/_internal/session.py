@@ -31,15 +31,6 @@ class Session:
         return Engine(self.policies, self.context, provenance=self.provenance)
 
 
-# The trust policy commands use when their callers pass none (set once by `--trust-policy`).
-_default_trust_policy: str | None = None
-
-
-def use_trust_policy(path: str | None) -> None:
-    global _default_trust_policy
-    _default_trust_policy = path
-
-
 def _provenance(
     trust_policy: str, context: Sequence[str], ctx: ContextObjects, errors: list[CharterError]
 ) -> ProvenanceProvider | None:
@@ -102,6 +93,5 @@ def load_session(
                 ctx.cluster = before
     if context:
         load_context(context, ctx, errors)
-    trust_policy = trust_policy or _default_trust_policy
     provider = _provenance(trust_policy, context, ctx, errors) if trust_policy else None
     return Session(pset, ctx, errors, provider)

@@ -186,20 +186,19 @@ def test_reason_is_in_the_signed_audit_record(tmp_path: Path, make_trust: Callab
 def test_webhook_reload_builds_the_provider(tmp_path: Path, make_trust: Callable[..., Path]) -> None:
     from charter.admission.reload import PolicySetup, build
 
-    from charter._internal.session import use_trust_policy
-
     pod, att = _files(tmp_path, "tiny-model.p256.sig")
-    use_trust_policy(str(make_trust()))
-    try:
-        serving, errors = build(
-            PolicySetup(policies=[str(PACK / "models.yaml")], context=[str(PACK / "catalog.yaml"), str(att)])
-        )
-    finally:
-        use_trust_policy(None)
+    trust = str(make_trust())
+    setup = PolicySetup(
+        policies=[str(PACK / "models.yaml")],
+        context=[str(PACK / "catalog.yaml"), str(att)],
+        trust_policy=trust,
+    )
+    assert trust in setup.paths()  # watched: editing the trust policy reloads and re-verifies
+    serving, errors = build(setup)
     assert not errors and serving is not None
     (rd,) = check_paths(serving.engine, [str(pod)]).decisions
     outcome = next(o for o in rd.decision.outcomes if o.policy == "provenance-model-signature")
-    assert str(outcome.verdict).endswith("pass")
+    assert outcome.verdict == "pass"
 
 
 def test_policy_test_suite_with_trust_policy(tmp_path: Path, make_trust: Callable[..., Path]) -> None:
