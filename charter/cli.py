@@ -71,6 +71,27 @@ UserOpt = Annotated[
 GroupOpt = Annotated[
     list[str] | None, typer.Option("--group", help="A group of the requesting user (repeatable).")
 ]
+TrustPolicyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--trust-policy",
+        help="A TrustPolicy file: verify model signatures (ModelAttestation documents among --context) into `provenance`.",
+    ),
+]
+AuditOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--audit",
+        help="Signed audit log of every decision: a path or sqlite:///PATH (e.g. .charter/audit.db), or postgresql://...",
+    ),
+]
+AuditKeyOpt = Annotated[
+    str | None,
+    typer.Option(
+        "--audit-key",
+        help="Ed25519 signing key (default $CHARTER_AUDIT_KEY, else .charter/audit.key, which `check` creates on first use).",
+    ),
+]
 
 
 def _user_info(user: str | None, groups: list[str] | None) -> dict[str, Any] | None:
@@ -97,20 +118,8 @@ def check(
     group: GroupOpt = None,
     operation: Annotated[str, typer.Option("--operation", help="CREATE, UPDATE or DELETE.")] = "CREATE",
     verbose: Annotated[bool, typer.Option("--verbose", "-v", help="Show allowed resources too.")] = False,
-    audit: Annotated[
-        str | None,
-        typer.Option(
-            "--audit",
-            help="Write every decision to the signed audit log: a path or sqlite:///PATH (e.g. .charter/audit.db), or postgresql://...",
-        ),
-    ] = None,
-    audit_key: Annotated[
-        str | None,
-        typer.Option(
-            "--audit-key",
-            help="Ed25519 signing key (default $CHARTER_AUDIT_KEY, else .charter/audit.key, created on first use).",
-        ),
-    ] = None,
+    audit: AuditOpt = None,
+    audit_key: AuditKeyOpt = None,
     audit_failure: Annotated[
         str,
         typer.Option(
@@ -124,13 +133,7 @@ def check(
             "--progress/--no-progress", help="Progress on stderr (default: when stderr is a terminal)."
         ),
     ] = sys.stderr.isatty(),
-    trust_policy: Annotated[
-        str | None,
-        typer.Option(
-            "--trust-policy",
-            help="A TrustPolicy file: verify model signatures (ModelAttestation documents among --context) into `provenance`.",
-        ),
-    ] = None,
+    trust_policy: TrustPolicyOpt = None,
 ) -> None:
     """Evaluate manifests against the policies, as the admission webhook would."""
     from charter._internal.check import run_check
@@ -235,19 +238,8 @@ def serve(
     metrics_host: Annotated[
         str | None, typer.Option("--metrics-host", help="Address for the metrics port (default: --host).")
     ] = None,
-    audit: Annotated[
-        str | None,
-        typer.Option(
-            "--audit",
-            help="Signed audit log of every decision: a path or sqlite:///PATH (one replica), or postgresql://... (several).",
-        ),
-    ] = None,
-    audit_key: Annotated[
-        str | None,
-        typer.Option(
-            "--audit-key", help="Ed25519 signing key (default $CHARTER_AUDIT_KEY, else .charter/audit.key)."
-        ),
-    ] = None,
+    audit: AuditOpt = None,
+    audit_key: AuditKeyOpt = None,
     audit_failure: Annotated[
         AuditFailure,
         typer.Option("--audit-failure", help="When a decision cannot be audited: deny or allow."),
@@ -263,13 +255,7 @@ def serve(
     ] = 1.0,
     loop: Annotated[str, typer.Option("--loop", hidden=True)] = "auto",
     http: Annotated[str, typer.Option("--http", hidden=True)] = "auto",
-    trust_policy: Annotated[
-        str | None,
-        typer.Option(
-            "--trust-policy",
-            help="A TrustPolicy file: verify model signatures (ModelAttestation documents among --context) into `provenance`.",
-        ),
-    ] = None,
+    trust_policy: TrustPolicyOpt = None,
 ) -> None:
     """Run the validating admission webhook (HTTPS POST /validate)."""
     from charter.admission.server import ServeOptions, run_serve
