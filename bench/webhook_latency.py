@@ -23,6 +23,7 @@ import datetime as dt
 import ipaddress
 import json
 import os
+import shutil
 import ssl
 import statistics
 import subprocess
@@ -405,6 +406,20 @@ def main() -> int:
             port2,
             f"http://127.0.0.1:{mport}/readyz",
         )  # fmt: skip
+        # The same server writing every decision to a signed SQLite audit log (durable before answering).
+        adir = Path(tempfile.mkdtemp(prefix="charter-bench-audit-"))
+        subprocess.run([CHARTER, "audit", "keygen", "--out", str(adir)], check=True, capture_output=True)
+        mport3, port3 = free_port(), free_port()
+        servers["charter+audit"] = Proc(
+            [
+                CHARTER, "serve", "--tls-cert", cert, "--tls-key", key, "--port", str(port3),
+                "--metrics-port", str(mport3), "--cluster", "examples/clusters/onprem-sovereign-de.yaml",
+                "--context", "examples/context", "--namespace-source", "file:examples/context/namespaces.yaml",
+                "--loop", loop, "--http", http, "--audit", str(adir / "audit.db"), "--audit-key", str(adir / "audit.key"),
+            ],
+            port3,
+            f"http://127.0.0.1:{mport3}/readyz",
+        )  # fmt: skip
         try:
             for name, server in servers.items():
                 for c in (1, 16, 64):
@@ -418,6 +433,7 @@ def main() -> int:
         finally:
             for s in servers.values():
                 s.stop()
+            shutil.rmtree(adir, ignore_errors=True)
     sat = {
         n: max(p["req_s"] for p in results["phases"] if p["server"] == n and p["mode"] == "closed")
         for n in servers
@@ -426,10 +442,18 @@ def main() -> int:
     at500 = next(
         p for p in results["phases"] if p["server"] == "charter" and p["mode"] == "open" and p["level"] == 500
     )
+    audited500 = next(
+        p
+        for p in results["phases"]
+        if p["server"] == "charter+audit" and p["mode"] == "open" and p["level"] == 500
+    )
     results["targets"] = {
         "p99_at_500_ms": at500["p99_ms"],
         "p99_at_500_ok": at500["p99_ms"] <= 5.0,
         "saturation_ok": results["saturation_ratio"] >= 0.6,
+        "audit_p99_at_500_ms": audited500["p99_ms"],
+        "audit_p99_overhead": round(audited500["p99_ms"] / at500["p99_ms"] - 1, 3),
+        "audit_p99_ok": audited500["p99_ms"] <= 1.2 * at500["p99_ms"],
     }
     print(render(results))
     if args.json:
@@ -455,7 +479,9 @@ def render(results: dict[str, Any]) -> str:
     lines += [
         "",
         f"saturation charter/echo: {results['saturation_ratio']} (target >= 0.6: {'met' if t['saturation_ok'] else 'NOT met'}); "
-        f"p99 at 500/s: {t['p99_at_500_ms']} ms (target <= 5 ms: {'met' if t['p99_at_500_ok'] else 'NOT met'})",
+        f"p99 at 500/s: {t['p99_at_500_ms']} ms (target <= 5 ms: {'met' if t['p99_at_500_ok'] else 'NOT met'}); "
+        f"audit on: p99 {t['audit_p99_at_500_ms']} ms at 500/s, {t['audit_p99_overhead']:+.0%} "
+        f"(target <= +20%: {'met' if t['audit_p99_ok'] else 'NOT met'})",
     ]
     return "\n".join(lines)
 
