@@ -19,8 +19,8 @@ IBM = {
     "trustedRoot": str(FIX / "keyless" / "trusted_root.production.json"),
 }
 
-if not FIX.is_dir():  # pragma: no cover
-    pytest.skip(f"provenance fixtures not found at {FIX}", allow_module_level=True)
+if not FIX.is_dir():  # pragma: no cover - shared/ must sit beside the checkout, as in CI
+    raise RuntimeError(f"provenance fixtures not found at {FIX}: shared/ must be beside the repository")
 
 
 @pytest.fixture(autouse=True)
