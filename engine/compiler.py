@@ -88,6 +88,11 @@ class CompiledPolicy:
     # Every validation in one program returning list<bool>: shared variables are computed
     # once per policy instead of once per validation. None when it cannot be built.
     all_validations: Program | None = None
+    # The match conditions, validations and the messages of failed validations in one program:
+    # `[]` when a match condition is false, else the validations' values followed by the values
+    # of `fused_messages` (an error or non-bool anywhere: the step-by-step path decides).
+    fused: Program | None = None
+    fused_messages: tuple[int, ...] = ()  # indexes of the validations with a messageExpression
 
     @property
     def is_vap(self) -> bool:
@@ -235,6 +240,7 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
         )
         for i, a in enumerate(spec.audit_annotations)
     )
+    fused, fused_messages = _fuse(spec, defined)
     return CompiledPolicy(
         name=name,
         kind=kind,
@@ -246,7 +252,35 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
         audit_annotations=annotations,
         failure_policy=spec.failure_policy,
         all_validations=_combine([v.expression for v in spec.validations], defined),
+        fused=fused,
+        fused_messages=fused_messages,
     )
+
+
+def _fuse(spec: PolicySpecBase, variables: dict[str, str]) -> tuple[Program | None, tuple[int, ...]]:
+    """One program for a policy's match conditions, validations and messageExpressions.
+
+    Shared variables are then computed once per policy and resource instead of once per
+    match condition, combined validation and message. It is only a fast path: any error
+    or unexpected type in its result sends the policy through the step-by-step path, which
+    decides and words every report.
+    """
+    if not spec.validations:
+        return None, ()
+    n = len(spec.validations)
+    messages = tuple(i for i, v in enumerate(spec.validations) if v.message_expression)
+    items = [f"__charter_r{i}" for i in range(n)] + [
+        f"dyn(__charter_r{i} ? '' : ({spec.validations[i].message_expression}\n))" for i in messages
+    ]
+    body = "[" + ", ".join(items) + "]"  # a newline ends each authored expression: `//` comments
+    for i in reversed(range(n)):
+        body = f"cel.bind(__charter_r{i}, ({spec.validations[i].expression}\n), {body})"
+    for mc in reversed(spec.match_conditions):
+        body = f"(({mc.expression}\n) ? {body} : [])"
+    try:
+        return compile_expression(_inline_variables(body, variables)), messages
+    except CelCompileError:
+        return None, ()
 
 
 def _combine(expressions: list[str], variables: dict[str, str]) -> Program | None:

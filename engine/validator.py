@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
-from .compiler import CompiledExpr, CompiledPolicy
+from .compiler import CompiledExpr, CompiledPolicy, CompiledValidation
 
 # k8s.io/apiserver/pkg/apis/cel/config.go
 MAX_MESSAGE_EXPRESSION_BYTES = 5 * 1024
@@ -80,12 +80,90 @@ def _message(policy: CompiledPolicy, activation: Any, index: int) -> str:
     return message
 
 
+def _audit(
+    policy: CompiledPolicy, activation: Any, result: ValidateResult, trace: list[dict[str, Any]] | None
+) -> None:
+    fail = policy.failure_policy == "Fail"
+    for a in policy.audit_annotations:
+        value, err = _run(policy, a.expr, activation)
+        if trace is not None:
+            trace.append({"step": "auditAnnotation", "key": a.key, "value": value, "error": err})
+        if err is None and value is not None and not isinstance(value, str):
+            err = (
+                f"valueExpression '{a.expr.source}' resulted in unsupported return type: "
+                f"{type(value).__name__}. Return type must be either string or null."
+            )
+        if err is not None:
+            if fail:
+                result.decisions.append(
+                    Decision(
+                        None, "deny", "error", err, field=a.expr.field, expression=a.expr.source, direct=True
+                    )
+                )
+            continue
+        if isinstance(value, str) and value.strip():
+            result.audit_annotations[a.key] = value.strip()[:MAX_AUDIT_ANNOTATION_VALUE_BYTES]
+
+
+def _fused_message(v: CompiledValidation, value: Any) -> str:
+    """_message, from the value the fused program gave the messageExpression (None: it has none)."""
+    message = ""
+    if isinstance(value, str):
+        value = value.strip()
+        if len(value.encode()) <= MAX_MESSAGE_EXPRESSION_BYTES and "\n" not in value:
+            message = value
+    if not message and v.message:
+        message = v.message.strip()
+    if not message:
+        message = f"failed expression: {v.expr.source.strip()}"
+    return message
+
+
+def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult | None:
+    """The policy decided by its one fused program, or None: take the step-by-step path."""
+    assert policy.fused is not None
+    values, err = policy.fused.run(activation)
+    if err is not None or not isinstance(values, list):
+        return None
+    result = ValidateResult()
+    if not values:
+        if not policy.match_conditions:
+            return None
+        result.matched = False  # a false match condition: the policy does not apply
+        return result
+    validations = policy.validations
+    n = len(validations)
+    if len(values) != n + len(policy.fused_messages):
+        return None
+    for i in range(n):
+        if values[i] is not True and values[i] is not False:
+            return None  # a non-bool validation: reported with its own program
+    messages = dict(zip(policy.fused_messages, values[n:], strict=True))
+    decisions = result.decisions
+    for v in validations:
+        if values[v.index]:
+            decisions.append(Decision(v.index, "admit", "admit"))
+            continue
+        message = _fused_message(v, messages.get(v.index))
+        decisions.append(
+            Decision(v.index, "deny", "deny", message, v.reason or "Invalid", v.expr.field, v.expr.source)
+        )
+    if policy.audit_annotations:
+        _audit(policy, activation, result, None)
+    return result
+
+
 def validate(policy: CompiledPolicy, activation: Any, *, explain: bool = False) -> ValidateResult:
     """Evaluate `policy` against `activation` (object, request, params, workload, ...)."""
     trace: list[dict[str, Any]] | None = [] if explain else None
     result = ValidateResult(trace=trace)
     fail = policy.failure_policy == "Fail"
     error_action = "deny" if fail else "admit"
+
+    if trace is None and policy.fused is not None:
+        fast = _validate_fused(policy, activation)
+        if fast is not None:
+            return fast
 
     if trace is not None:
         for name, var in policy.variables.items():
@@ -145,23 +223,5 @@ def validate(policy: CompiledPolicy, activation: Any, *, explain: bool = False) 
         else:
             result.decisions.append(Decision(v.index, "admit", "admit"))
 
-    for a in policy.audit_annotations:
-        value, err = _run(policy, a.expr, activation)
-        if trace is not None:
-            trace.append({"step": "auditAnnotation", "key": a.key, "value": value, "error": err})
-        if err is None and value is not None and not isinstance(value, str):
-            err = (
-                f"valueExpression '{a.expr.source}' resulted in unsupported return type: "
-                f"{type(value).__name__}. Return type must be either string or null."
-            )
-        if err is not None:
-            if fail:
-                result.decisions.append(
-                    Decision(
-                        None, "deny", "error", err, field=a.expr.field, expression=a.expr.source, direct=True
-                    )
-                )
-            continue
-        if isinstance(value, str) and value.strip():
-            result.audit_annotations[a.key] = value.strip()[:MAX_AUDIT_ANNOTATION_VALUE_BYTES]
+    _audit(policy, activation, result, trace)
     return result

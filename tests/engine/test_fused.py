@@ -1,0 +1,163 @@
+"""A policy's fused program (match conditions, validations and messages in one) is a fast path only.
+
+Every case here is evaluated twice, fused and step by step, and must report the same findings,
+messages, errors and their attribution; the cases where the fused program cannot decide
+(errors, non-bool values, failing messageExpressions) must fall back, not guess.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from charter.engine import Engine
+from charter.engine import validator as validator_module
+
+from .conftest import evaluate
+
+POLICIES = """
+apiVersion: charter.dev/v1alpha1
+kind: Policy
+metadata: {name: mc-and-messages}
+spec:
+  validationActions: [Deny]
+  matchConditions:
+    - name: has-team
+      expression: "'team' in workload.labels"
+    - name: not-skipped
+      expression: "workload.labels.team != 'skip'"
+  variables:
+    - name: team
+      expression: "workload.labels.team"
+  validations:
+    - expression: "variables.team != 'bad'"
+      messageExpression: "'team ' + variables.team + ' is bad'"
+    - expression: "variables.team != 'multi'"
+      messageExpression: "'line one\\\\nline two'"
+      message: "static fallback"
+    - expression: "variables.team != 'empty'"
+      messageExpression: "'  '"
+    - expression: "object.spec.replicas < 10 // a comment"
+      messageExpression: "'replicas ' + string(object.spec.replicas) // a comment"
+    - expression: "variables.team != 'nomsg'"
+    - expression: "variables.team != 'static'"
+      message: "  static message  "
+    - expression: "variables.team != 'msgerr'"
+      messageExpression: "'x' + string(object.spec.missing)"
+      message: "message used when the expression fails"
+  auditAnnotations:
+    - key: team
+      valueExpression: "'team=' + variables.team"
+---
+apiVersion: charter.dev/v1alpha1
+kind: Policy
+metadata: {name: mc-error}
+spec:
+  validationActions: [Warn]
+  failurePolicy: Ignore
+  matchConditions:
+    - name: errs
+      expression: "object.spec.replicas > 0"
+  validations:
+    - expression: "true"
+---
+apiVersion: charter.dev/v1alpha1
+kind: Policy
+metadata: {name: validation-error}
+spec:
+  validationActions: [Deny]
+  variables:
+    - name: missing
+      expression: "object.spec.nothere"
+  validations:
+    - expression: "variables.missing == 1"
+    - expression: "dyn(object.spec.replicas)"
+    - expression: "object.metadata.name != 'x'"
+      messageExpression: "'named ' + object.metadata.name"
+  auditAnnotations:
+    - key: replicas
+      valueExpression: "'r=' + string(object.spec.?replicas.orValue(0))"
+"""
+
+
+def _manifest(team: str | None, replicas: Any = 1) -> dict[str, Any]:
+    labels = {} if team is None else {"team": team}
+    spec: dict[str, Any] = {
+        "template": {"spec": {"containers": [{"name": "c", "image": "i@sha256:" + "a" * 64}]}}
+    }
+    if replicas is not None:
+        spec["replicas"] = replicas
+    return {
+        "apiVersion": "apps/v1",
+        "kind": "Deployment",
+        "metadata": {"name": "x", "namespace": "ns", "labels": labels},
+        "spec": spec,
+    }
+
+
+CASES = [
+    _manifest(team) for team in (None, "skip", "ok", "bad", "multi", "empty", "nomsg", "static", "msgerr")
+] + [_manifest("ok", 12), _manifest("ok", None), _manifest("ok", "three")]
+
+
+def _report(engine: Engine) -> list[Any]:
+    out = []
+    for m in CASES:
+        d = evaluate(engine, m)
+        out.append(
+            [
+                (
+                    o.policy,
+                    o.verdict,
+                    o.matched,
+                    o.evaluations,
+                    sorted(o.audit_annotations.items()),
+                    [
+                        (f.kind, f.actions, f.message, f.reason, f.validation, f.field, f.expression)
+                        for f in o.findings
+                    ],
+                )
+                for o in d.outcomes
+            ]
+        )
+    return out
+
+
+def test_fused_program_reports_exactly_as_step_by_step(
+    make_engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    engine = make_engine(POLICIES)
+    assert all(p.fused is not None for p in engine.policies.policies)
+    decided = 0
+    real = validator_module._validate_fused
+
+    def counting(policy: Any, activation: Any) -> Any:
+        nonlocal decided
+        r = real(policy, activation)
+        decided += r is not None
+        return r
+
+    monkeypatch.setattr(validator_module, "_validate_fused", counting)
+    fused = _report(engine)
+    assert decided > len(CASES)  # the fast path decided most cases
+    for p in engine.policies.policies:
+        p.fused = None
+    assert _report(engine) == fused
+
+
+def test_messages_as_the_apiserver_words_them(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(POLICIES)
+
+    def messages(team: str) -> list[str]:
+        return [
+            f.message for f in evaluate(engine, _manifest(team)).findings() if f.policy == "mc-and-messages"
+        ]
+
+    assert messages("bad") == ["team bad is bad"]
+    assert messages("multi") == ["static fallback"]
+    assert messages("empty") == ["failed expression: variables.team != 'empty'"]
+    assert messages("nomsg") == ["failed expression: variables.team != 'nomsg'"]
+    assert messages("static") == ["static message"]
+    assert messages("msgerr") == ["message used when the expression fails"]
+    assert messages("skip") == []
