@@ -79,7 +79,9 @@ class AuditLog:
             )
         self._frontier = Frontier()
         self._last_cp_time = time.monotonic()
-        self._queue: queue.Queue[tuple[Item, Future[str]] | None] = queue.Queue()
+        # SimpleQueue (C): no Python-level lock and condition per put/get, which the writer and
+        # every waiting caller otherwise contend for under the GIL.
+        self._queue: queue.SimpleQueue[tuple[Item, Future[str]] | None] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="charter-audit-writer", daemon=True)
@@ -93,8 +95,9 @@ class AuditLog:
         return self._wait(self._submit((decision, context)))
 
     async def append_async(self, decision: Decision, context: DecisionContext) -> str:
-        """`append` for an event loop: the record is built inline, then the loop serves other
-        requests while the writer commits, so concurrent reviews share one group commit."""
+        """`append` for an event loop. The record is built and signed by the writer thread, not on
+        the loop; the loop serves other requests until the writer has COMMITted this record, so
+        concurrent reviews share one group commit and none is answered before its record is durable."""
         import asyncio
 
         fut = self._submit((decision, context))

@@ -30,7 +30,8 @@ os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
 
 
 def now_text() -> str:
-    return datetime.now(UTC).strftime(TIME_FORMAT)
+    """The current UTC time in TIME_FORMAT (isoformat is the same text at a third of strftime's cost)."""
+    return datetime.now(UTC).replace(tzinfo=None).isoformat(timespec="microseconds") + "Z"
 
 
 @dataclass(slots=True)
@@ -105,7 +106,7 @@ def _service_account(user: str) -> str:
     return ""
 
 
-def _result(o: PolicyOutcome, pset: str) -> dict[str, Any]:
+def _result(o: PolicyOutcome, verdict: str, pset: str) -> dict[str, Any]:
     live = [f for f in o.findings if f.effective]
     actions = sorted({a for f in live for a in f.actions})
     exceptions = [
@@ -120,7 +121,6 @@ def _result(o: PolicyOutcome, pset: str) -> dict[str, Any]:
         for f in o.findings
         if f.exception is not None
     ]
-    verdict = o.verdict
     return {
         "policy": o.policy,
         "policySetDigest": pset,
@@ -183,7 +183,8 @@ def prepare(decision: Decision, context: DecisionContext, *, time: str | None = 
     user = str(user_info.get("username", ""))
     groups = [str(g) for g in user_info.get("groups", []) or []]
     verdict = overall(decision)
-    results = [_result(o, context.policy_set_digest) for o in decision.outcomes if o.verdict != "skip"]
+    pset = context.policy_set_digest
+    results = [_result(o, v, pset) for o in decision.outcomes if (v := o.verdict) != "skip"]
     workload = _workload(decision.workload)
     record_id = str(uuid.UUID(int=_ids.getrandbits(128), version=4))
     t = time or now_text()

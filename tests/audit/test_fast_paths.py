@@ -1,0 +1,74 @@
+"""The append path's shortcuts give exactly the bytes of their references (`rfc8785`, strftime)."""
+
+from __future__ import annotations
+
+import hashlib
+import json
+from datetime import datetime
+
+import rfc8785
+from charter.audit.crypto import _plain_text, _plain_text_reference, canonical_json
+from charter.audit.record import TIME_FORMAT, now_text, object_digest, prepare
+from hypothesis import given, settings
+from hypothesis import strategies as st
+
+from .helpers import context, decision
+
+# Strings full of digits, dots, exponents, quotes and escapes: what the number check must see past.
+tricky_text = st.text(alphabet=st.sampled_from('0123456789.eE-+"\\/ \n\tabc\u00e9\u2028'), max_size=40)
+numbers = (
+    st.integers(-(2**53) + 1, 2**53 - 1)
+    | st.integers(-(10**15) + 1, 10**15 - 1)
+    | st.floats(allow_nan=False, allow_infinity=False)
+)
+values = st.recursive(
+    st.none() | st.booleans() | numbers | tricky_text | st.text(),
+    lambda c: st.lists(c, max_size=4) | st.dictionaries(tricky_text | st.text(), c, max_size=4),
+    max_leaves=25,
+)
+
+
+def _dumps(value: object) -> str:
+    return json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False, allow_nan=False)
+
+
+@settings(max_examples=500, deadline=None)
+@given(values)
+def test_number_check_agrees_with_the_reference(value: object) -> None:
+    text = _dumps(value)
+    assert _plain_text(text) == _plain_text_reference(text)
+
+
+@settings(max_examples=500, deadline=None)
+@given(values)
+def test_canonical_json_equals_rfc8785(value: object) -> None:
+    try:
+        expected = rfc8785.dumps(value)
+    except Exception:
+        return
+    assert canonical_json(value) == expected
+
+
+def test_number_check_edges() -> None:
+    assert _plain_text('{"a":123456789012345,"b":"1.5e3","c":"1234567890123456"}')
+    assert not _plain_text('{"a":1234567890123456}')
+    assert not _plain_text('{"a":1.5}')
+    assert not _plain_text('{"a":1e+20}')
+    assert not _plain_text('{"a":"x\\"","b":2.0}')
+    assert _plain_text('[-1,true,false,null,"\\\\",0]')
+
+
+def test_statement_payload_is_rfc8785() -> None:
+    ctx = context()
+    for i, d in enumerate([decision(1), decision(2, deny=True), decision(3, exception=True)]):
+        payload = prepare(d, ctx).payload(10**9 + i)
+        assert payload == rfc8785.dumps(json.loads(payload))
+        assert json.loads(payload)["predicate"]["logIndex"] == 10**9 + i
+        subject = d.attributes.subject
+        assert object_digest(subject) == hashlib.sha256(rfc8785.dumps(subject)).hexdigest()
+
+
+def test_now_text_is_time_format() -> None:
+    for _ in range(200):
+        t = now_text()
+        assert datetime.strptime(t, TIME_FORMAT).strftime(TIME_FORMAT) == t
