@@ -15,7 +15,7 @@ from ._internal.cel.program import new_activation
 from ._internal.kinds import kind_info, split_api_version
 from .compiler import CompiledBinding, CompiledPolicy
 from .loader import ContextObjects, PolicySet
-from .matcher import MatchResult, matches, selector_matches
+from .matcher import MATCH, NO_MATCH, MatchResult, matches, selector_matches
 from .normalize import normalize
 from .policy_exceptions import apply_exceptions
 from .request import Attributes
@@ -84,14 +84,14 @@ class Engine:
             # A charter Policy without resource rules covers every pod-bearing workload (autogen):
             # it is written against `workload`, which normalization fills for every such kind.
             if not workload.get("podTemplates"):
-                return MatchResult(False)
+                return NO_MATCH
             if m is None:
-                return MatchResult(True)
+                return MATCH
         return matches(m, attrs)
 
     def _binding_matches(self, binding: CompiledBinding, attrs: Attributes) -> MatchResult:
         if binding.match is None:
-            return MatchResult(True)
+            return MATCH
         return matches(binding.match, attrs)
 
     # -- params -----------------------------------------------------------------------------------

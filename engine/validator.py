@@ -125,29 +125,29 @@ def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult |
     values, err = policy.fused.run(activation)
     if err is not None or not isinstance(values, list):
         return None
-    result = ValidateResult()
     if not values:
         if not policy.match_conditions:
             return None
-        result.matched = False  # a false match condition: the policy does not apply
-        return result
+        return ValidateResult(matched=False)  # a false match condition: the policy does not apply
     validations = policy.validations
     n = len(validations)
     if len(values) != n + len(policy.fused_messages):
         return None
-    for i in range(n):
-        if values[i] is not True and values[i] is not False:
-            return None  # a non-bool validation: reported with its own program
-    messages = dict(zip(policy.fused_messages, values[n:], strict=True))
-    decisions = result.decisions
-    for v in validations:
-        if values[v.index]:
+    decisions: list[Decision] = []
+    for v, value in zip(validations, values, strict=False):  # the first n values: the validations
+        if value is True:
             decisions.append(Decision(v.index, "admit", "admit"))
-            continue
-        message = _fused_message(v, messages.get(v.index))
-        decisions.append(
-            Decision(v.index, "deny", "deny", message, v.reason or "Invalid", v.expr.field, v.expr.source)
-        )
+        elif value is False:
+            message = _fused_message(
+                v,
+                values[n + policy.fused_messages.index(v.index)] if v.message_expr is not None else None,
+            )
+            decisions.append(
+                Decision(v.index, "deny", "deny", message, v.reason or "Invalid", v.expr.field, v.expr.source)
+            )
+        else:
+            return None  # a non-bool validation: reported with its own program
+    result = ValidateResult(decisions=decisions)
     if policy.audit_annotations:
         _audit(policy, activation, result, None)
     return result
@@ -155,15 +155,14 @@ def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult |
 
 def validate(policy: CompiledPolicy, activation: Any, *, explain: bool = False) -> ValidateResult:
     """Evaluate `policy` against `activation` (object, request, params, workload, ...)."""
+    if not explain and policy.fused is not None:
+        fast = _validate_fused(policy, activation)
+        if fast is not None:
+            return fast
     trace: list[dict[str, Any]] | None = [] if explain else None
     result = ValidateResult(trace=trace)
     fail = policy.failure_policy == "Fail"
     error_action = "deny" if fail else "admit"
-
-    if trace is None and policy.fused is not None:
-        fast = _validate_fused(policy, activation)
-        if fast is not None:
-            return fast
 
     if trace is not None:
         for name, var in policy.variables.items():
