@@ -88,6 +88,8 @@ def _max(items: list[Any]) -> Any:
 
 
 def _index_of(items: list[Any], item: Any) -> int:
+    if type(item) is str:  # CEL equality on strings is Python's, and no other kind equals one
+        return next((i for i, x in enumerate(items) if type(x) is str and x == item), -1)
     return next((i for i, x in enumerate(items) if cel_equal(x, item)), -1)
 
 
@@ -97,6 +99,8 @@ def _last_index_of(items: list[Any], item: Any) -> int:
 
 def _sort(items: list[Any]) -> list[Any]:
     """cel-go ext.Lists `sort()`: one comparable element family, ascending."""
+    if all(type(x) is str for x in items):
+        return sorted(items)  # the usual case (names for a message); equal strings are alike
     keys = _comparable(items, "sort")
     for x in items:
         _returnable(x, "sort")
@@ -109,6 +113,8 @@ def _distinct(items: list[Any]) -> list[Any]:
     One call instead of the O(n^2) `l.filter(x, l.indexOf(x) == ...)` idiom, each of
     whose indexOf calls would convert the whole list.
     """
+    if all(type(x) is str for x in items):
+        return list(dict.fromkeys(items))  # first occurrences, in order: CEL string equality is ==
     out: list[Any] = []
     for x in items:
         if not any(cel_equal(x, y) for y in out):
