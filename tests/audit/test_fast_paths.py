@@ -72,3 +72,33 @@ def test_now_text_is_time_format() -> None:
     for _ in range(200):
         t = now_text()
         assert datetime.strptime(t, TIME_FORMAT).strftime(TIME_FORMAT) == t
+
+
+keys = st.text(alphabet=st.sampled_from("aZ_/.-09\u00e9\u2028\ue000\U0001f600"), min_size=1, max_size=6)
+
+
+@settings(max_examples=200, deadline=None)
+@given(
+    st.dictionaries(keys, st.text(max_size=5) | st.integers(-5, 5), max_size=5),
+    st.dictionaries(keys, st.integers(0, 64) | st.text(max_size=3), max_size=4),
+    st.booleans(),
+)
+def test_statement_is_rfc8785_for_any_annotations(
+    annotations: dict[str, object], total: dict[str, object], deny: bool
+) -> None:
+    """Whatever the order and content of the annotations, accelerator totals and exceptions, the
+    statement's bytes are rfc8785's."""
+    d = decision(4, deny=deny, exception=not deny)
+    for k, v in reversed(list(annotations.items())):
+        d.outcomes[0].audit_annotations[k] = v  # type: ignore[assignment]
+    d.workload.setdefault("accelerators", {})["total"] = dict(reversed(list(total.items())))
+    payload = prepare(d, context()).payload(3)
+    assert payload == rfc8785.dumps(json.loads(payload))
+
+
+def test_outside_dicts_are_canonicalized() -> None:
+    d = decision(5)
+    d.outcomes[0].audit_annotations["z"] = {"b": 1, "a": 2}  # type: ignore[assignment]
+    d.workload.setdefault("accelerators", {})["count"] = {"y": 1, "x": 2}
+    payload = prepare(d, context()).payload(3)
+    assert payload == rfc8785.dumps(json.loads(payload))
