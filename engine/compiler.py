@@ -85,9 +85,6 @@ class CompiledPolicy:
     description: str = ""
     remediation: str = ""
     bindings: list[CompiledBinding] = field(default_factory=list)
-    # Every validation in one program returning list<bool>: shared variables are computed
-    # once per policy instead of once per validation. None when it cannot be built.
-    all_validations: Program | None = None
     # The match conditions, validations and the messages of failed validations in one program:
     # `[]` when a match condition is false, else the validations' values followed by the values
     # of `fused_messages` (an error or non-bool anywhere: the step-by-step path decides).
@@ -251,7 +248,6 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
         validations=validations,
         audit_annotations=annotations,
         failure_policy=spec.failure_policy,
-        all_validations=_combine([v.expression for v in spec.validations], defined),
         fused=fused,
         fused_messages=fused_messages,
     )
@@ -281,16 +277,6 @@ def _fuse(spec: PolicySpecBase, variables: dict[str, str]) -> tuple[Program | No
         return compile_expression(_inline_variables(body, variables)), messages
     except CelCompileError:
         return None, ()
-
-
-def _combine(expressions: list[str], variables: dict[str, str]) -> Program | None:
-    if len(expressions) < 2:
-        return None
-    source = _inline_variables("[" + ", ".join(f"({e})" for e in expressions) + "]", variables)
-    try:
-        return compile_expression(source)
-    except CelCompileError:
-        return None  # e.g. element types the checker will not join; validations then run one by one
 
 
 def compile_charter_policy(policy: CharterPolicy, location: Location) -> CompiledPolicy:

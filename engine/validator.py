@@ -185,18 +185,8 @@ def validate(policy: CompiledPolicy, activation: Any, *, explain: bool = False) 
             result.matched = False  # a false match condition: the policy does not apply
             return result
 
-    combined: list[Any] | None = None
-    if policy.all_validations is not None and trace is None:
-        values, err = policy.all_validations.run(activation)
-        # Any error or non-bool sends every validation through its own program, for precise reports.
-        if err is None and isinstance(values, list) and all(isinstance(x, bool) for x in values):
-            combined = values
-
     for v in policy.validations:
-        if combined is not None:
-            value, err = combined[v.index], None
-        else:
-            value, err = _run(policy, v.expr, activation)
+        value, err = _run(policy, v.expr, activation)
         if trace is not None:
             trace.append(
                 {
