@@ -155,6 +155,7 @@ class Store:
 
     url: str
     placeholder = "?"
+    _writer: Any = None  # the connection appends go through, opened on first use
 
     def q(self, sql: str) -> str:
         return sql if self.placeholder == "?" else sql.replace("?", self.placeholder)
@@ -169,6 +170,11 @@ class Store:
 
     def close(self) -> None:
         """Close the writer connection, if any."""
+        if self._writer is not None:
+            try:
+                self._writer.close()
+            finally:
+                self._writer = None
 
     @contextmanager
     def reader(self) -> Iterator[Any]:
@@ -300,13 +306,6 @@ class SQLiteStore(Store):
                 raise StoreError(f"{self.path}: {e}") from e
             raise
 
-    def close(self) -> None:
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            finally:
-                self._writer = None
-
 
 class PostgresStore(Store):
     placeholder = "%s"
@@ -355,13 +354,6 @@ class PostgresStore(Store):
             if isinstance(e, psycopg.Error):
                 raise StoreError(f"postgresql: {e}") from e
             raise
-
-    def close(self) -> None:
-        if self._writer is not None:
-            try:
-                self._writer.close()
-            finally:
-                self._writer = None
 
 
 def open_store(url: str | None) -> Store:
