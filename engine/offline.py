@@ -46,6 +46,7 @@ def check_paths(
     user_info: dict[str, Any] | None = None,
     operation: str = "CREATE",
     progress: Callable[[int, int], None] | None = None,
+    explain: bool = False,
 ) -> CheckRun:
     run = CheckRun()
     read = read_documents(paths)
@@ -100,7 +101,7 @@ def check_paths(
             source=Source(doc.source, doc.index, doc.line, doc.item),
             dry_run=request.dry_run if request else False,
         )
-        run.decisions.append(ResourceDecision(doc, engine.evaluate(attrs, related=related)))
+        run.decisions.append(ResourceDecision(doc, engine.evaluate(attrs, related=related, explain=explain)))
         if progress is not None:
             progress(i + 1, len(resources))
     return run

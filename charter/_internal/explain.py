@@ -8,9 +8,6 @@ from typing import Any
 
 from charter.engine import check_paths
 from charter.engine.dispatcher import Engine
-from charter.engine.documents import read_documents
-from charter.engine.loader import classify
-from charter.engine.request import Source, attributes_for_object
 from rich.console import Console
 from rich.markup import escape
 from rich.tree import Tree
@@ -49,22 +46,15 @@ def run_explain(
             )
             return 2
         session.policies.policies = [p for p in session.policies.policies if p.name in only]
-    # Gather namespaces and claims the same way `check` does, then explain each resource.
-    run = check_paths(engine, [resource], user_info=user_info)
+    # The same path as `check` (namespaces, claims, the requester from the context), with traces.
+    run = check_paths(engine, [resource], user_info=user_info, explain=True)
     if run.errors:
         for e in run.errors:
             err.print(f"[bold red]error:[/] {escape(str(e))}", markup=True)
         return 2
     out: list[dict[str, Any]] = []
-    for doc in read_documents([resource]).documents:
-        if classify(doc) != "resource":
-            continue
-        attrs = attributes_for_object(
-            doc.data, user_info=user_info or {}, source=Source(doc.source, doc.index, doc.line, doc.item)
-        )
-        decision = engine.evaluate(
-            attrs, explain=True, related=[d.decision.attributes.subject for d in run.decisions]
-        )
+    for rd in run.decisions:
+        doc, decision, attrs = rd.document, rd.decision, rd.decision.attributes
         entry: dict[str, Any] = {
             "resource": f"{attrs.kind} {attrs.namespace + '/' if attrs.namespace else ''}{attrs.name}",
             "file": f"{doc.source}:{doc.line}",
