@@ -8,6 +8,8 @@ and writes a signed checkpoint when one is due. `append` returns only after COMM
 
 from __future__ import annotations
 
+import asyncio
+import contextlib
 import logging
 import queue
 import threading
@@ -28,6 +30,50 @@ from .store import Row, Store, StoreError, Tx
 
 log = logging.getLogger("charter.audit")
 Item = Prepared | tuple[Decision, DecisionContext]
+
+
+class _LoopWaiter:
+    """An `append_async` caller: an asyncio future on its loop, settled from the writer thread."""
+
+    __slots__ = ("fut", "loop")
+
+    def __init__(self, loop: asyncio.AbstractEventLoop, fut: asyncio.Future[str]) -> None:
+        self.loop, self.fut = loop, fut
+
+
+Waiter = Future[str] | _LoopWaiter
+
+
+def _expire(fut: asyncio.Future[str]) -> None:
+    if not fut.done():
+        fut.set_exception(TimeoutError("audit append timed out"))
+
+
+def _settle_on_loop(outcomes: list[tuple[asyncio.Future[str], str | BaseException]]) -> None:
+    for fut, r in outcomes:
+        if fut.done():  # timed out or cancelled
+            continue
+        if isinstance(r, BaseException):
+            fut.set_exception(r)
+        else:
+            fut.set_result(r)
+
+
+def _settle(outcomes: list[tuple[Waiter, str | BaseException]]) -> None:
+    """Deliver results: thread waiters directly, loop waiters in one call per loop."""
+    by_loop: dict[asyncio.AbstractEventLoop, list[tuple[asyncio.Future[str], str | BaseException]]] = {}
+    for w, r in outcomes:
+        if isinstance(w, _LoopWaiter):
+            by_loop.setdefault(w.loop, []).append((w.fut, r))
+        elif isinstance(r, BaseException):
+            w.set_exception(r)
+        else:
+            w.set_result(r)
+    for loop, items in by_loop.items():
+        with contextlib.suppress(RuntimeError):  # a closed loop: nobody is waiting any more
+            loop.call_soon_threadsafe(_settle_on_loop, items)
+
+
 DEFAULT_ORIGIN = "charter.local/audit"
 
 
@@ -81,7 +127,7 @@ class AuditLog:
         self._last_cp_time = time.monotonic()
         # SimpleQueue (C): no Python-level lock and condition per put/get, which the writer and
         # every waiting caller otherwise contend for under the GIL.
-        self._queue: queue.SimpleQueue[tuple[Item, Future[str]] | None] = queue.SimpleQueue()
+        self._queue: queue.SimpleQueue[tuple[Item, Waiter] | None] = queue.SimpleQueue()
         self._closed = False
         self._lock = threading.Lock()
         self._thread = threading.Thread(target=self._run, name="charter-audit-writer", daemon=True)
@@ -97,25 +143,33 @@ class AuditLog:
     async def append_async(self, decision: Decision, context: DecisionContext) -> str:
         """`append` for an event loop. The record is built and signed by the writer thread, not on
         the loop; the loop serves other requests until the writer has COMMITted this record, so
-        concurrent reviews share one group commit and none is answered before its record is durable."""
+        concurrent reviews share one group commit and none is answered before its record is durable.
+
+        The writer settles every waiter of a batch on the same loop with one `call_soon_threadsafe`
+        (one wake-up of the loop per group commit, not one per record)."""
         import asyncio
 
-        fut = self._submit((decision, context))
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[str] = loop.create_future()
+        self._submit((decision, context), _LoopWaiter(loop, fut))
+        timer = loop.call_later(self.timeout, _expire, fut)
         try:
-            return await asyncio.wait_for(asyncio.wrap_future(fut), self.timeout)
+            return await fut
         except AuditUnavailable:
             raise
         except Exception as e:
             self.metrics.failures += 1
             log.error("audit append failed: %s", e)
             raise AuditUnavailable(str(e)) from e
+        finally:
+            timer.cancel()
 
-    def _submit(self, item: Item) -> Future[str]:
+    def _submit(self, item: Item, waiter: Waiter | None = None) -> Future[str]:
         fut: Future[str] = Future()
         with self._lock:
             if self._closed:
                 raise AuditUnavailable("audit log is closed")
-            self._queue.put((item, fut))
+            self._queue.put((item, waiter if waiter is not None else fut))
         return fut
 
     def append_prepared(self, prepared: Prepared) -> str:
@@ -161,7 +215,7 @@ class AuditLog:
                 self._safe_checkpoint()
                 continue
             stop = item is None
-            batch: list[tuple[Item, Future[str]]] = [] if item is None else [item]
+            batch: list[tuple[Item, Waiter]] = [] if item is None else [item]
             while len(batch) < self.batch_max:
                 try:
                     nxt = self._queue.get_nowait()
@@ -207,8 +261,9 @@ class AuditLog:
         tx.insert_checkpoint(f.size, now_text(), note)
         return note
 
-    def _commit(self, items: list[tuple[Item, Future[str]]]) -> None:
-        batch: list[tuple[Prepared, Future[str]]] = []
+    def _commit(self, items: list[tuple[Item, Waiter]]) -> None:
+        batch: list[tuple[Prepared, Waiter]] = []
+        failed: list[tuple[Waiter, str | BaseException]] = []
         for item, fut in items:
             if isinstance(item, Prepared):
                 batch.append((item, fut))
@@ -218,7 +273,9 @@ class AuditLog:
             except Exception as e:  # a record we cannot build is a decision we cannot audit
                 self.metrics.failures += 1
                 log.error("audit record could not be built: %s", e)
-                fut.set_exception(AuditUnavailable(f"audit record could not be built: {e}"))
+                failed.append((fut, AuditUnavailable(f"audit record could not be built: {e}")))
+        if failed:
+            _settle(failed)
         if not batch:
             return
         note: str | None = None
@@ -246,14 +303,12 @@ class AuditLog:
             self.metrics.failures += len(batch)
             log.error("audit store unavailable, %d decisions not recorded: %s", len(batch), e)
             err = AuditUnavailable(f"audit store unavailable: {e}")
-            for _, fut in batch:
-                fut.set_exception(err)
+            _settle([(fut, err) for _, fut in batch])
             return
         self._frontier = f
         self.metrics.appended += len(batch)
         self.metrics.batches += 1
-        for p, fut in batch:
-            fut.set_result(p.record_id)
+        _settle([(fut, p.record_id) for p, fut in batch])
         if note is not None:
             self._published(note)
 

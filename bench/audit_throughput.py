@@ -121,6 +121,31 @@ def appends(store: Store, records: int, threads: int) -> dict[str, float]:
     return {"records": per * threads, "seconds": dt, "per_s": per * threads / dt, "batches": batches}
 
 
+def appends_async(store: Store, records: int, tasks: int) -> dict[str, float]:
+    """`tasks` concurrent appenders on one asyncio event loop calling `append_async`: how the
+    webhook (`charter serve`) appends. The primary single-process measurement."""
+    import asyncio
+
+    decisions, ctx = _decisions(records)
+    key = Ed25519PrivateKey.generate()
+    log = AuditLog(store, key, checkpoint_every=1000)
+    per = records // tasks
+
+    async def work(t: int) -> None:
+        for i in range(per):
+            await log.append_async(decisions[(t * per + i) % len(decisions)], ctx)
+
+    async def run() -> float:
+        t0 = time.perf_counter()
+        await asyncio.gather(*(work(t) for t in range(tasks)))
+        return time.perf_counter() - t0
+
+    dt = asyncio.run(run())
+    batches = log.metrics.batches
+    log.close()
+    return {"records": per * tasks, "seconds": dt, "per_s": per * tasks / dt, "batches": batches}
+
+
 def _child(url: str, key_pem: bytes, records: int, threads: int, start: Any, done: Any) -> None:
     from charter.audit.store import open_store
     from cryptography.hazmat.primitives.serialization import load_pem_private_key
