@@ -8,9 +8,11 @@ This is the one evaluation path: the webhook and `charter check` both call `Engi
 from __future__ import annotations
 
 from collections.abc import Callable, Sequence
+from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
+from ._internal.cel.batch import Slot
 from ._internal.cel.program import new_activation
 from ._internal.kinds import kind_info, split_api_version
 from .compiler import CompiledBinding, CompiledPolicy
@@ -38,12 +40,13 @@ class _Activations:
     """The CEL activations for one resource: built on first use, shared by every policy.
 
     A fresh activation converts all of its inputs when first read (~0.5 ms with a
-    large catalog), so one is made per resource, plus one per distinct param object.
+    large catalog), so one is made per resource, plus one per distinct param object;
+    or the resource is a slot of a batch activation shared with other resources.
     """
 
-    def __init__(self, base: dict[str, Any]) -> None:
+    def __init__(self, base: dict[str, Any], slot: Slot | None = None) -> None:
         self.base = base
-        self._shared: Any = None
+        self._shared: Any = slot
         self._by_param: dict[int, Any] = {}
 
     def get(self, param: dict[str, Any] | None) -> Any:
@@ -55,6 +58,15 @@ class _Activations:
         if key not in self._by_param:
             self._by_param[key] = new_activation({**self.base, "params": param})
         return self._by_param[key]
+
+
+@dataclass(slots=True)
+class Prepared:
+    """A request normalized and its CEL inputs gathered: what `Engine.decide` evaluates."""
+
+    attrs: Attributes
+    workload: dict[str, Any]
+    base: dict[str, Any]  # the activation's inputs
 
 
 class Engine:
@@ -160,11 +172,19 @@ class Engine:
     def evaluate(
         self, attrs: Attributes, *, related: Sequence[dict[str, Any]] = (), explain: bool = False
     ) -> Decision:
+        return self.decide(self.prepare(attrs, related), explain=explain)
+
+    def prepare(self, attrs: Attributes, related: Sequence[dict[str, Any]] = ()) -> Prepared:
         if not attrs.namespace_known and attrs.namespace and attrs.namespace in self.context.namespaces:
             attrs.namespace_object = self.context.namespaces[attrs.namespace]
             attrs.namespace_known = True
         workload = normalize(attrs.subject, related)
-        activations = _Activations(self.base_activation(attrs, workload))
+        return Prepared(attrs, workload, self.base_activation(attrs, workload))
+
+    def decide(self, prepared: Prepared, *, explain: bool = False, slot: Slot | None = None) -> Decision:
+        """Every policy against a prepared request; `slot`: its place in a batch activation."""
+        attrs, workload = prepared.attrs, prepared.workload
+        activations = _Activations(prepared.base, slot)
         outcomes = [
             self._evaluate_policy(p, attrs, workload, activations, explain) for p in self.policies.policies
         ]

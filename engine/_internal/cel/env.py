@@ -7,6 +7,7 @@ views are maps with string keys so that indexing a non-string is caught early.
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Mapping
 from functools import lru_cache
 from typing import Any
@@ -34,10 +35,37 @@ POLICY_VARIABLES: dict[str, Any] = {
 }
 
 
+# Inputs that differ per resource. A batch activation carries each as a list,
+# `__charter_in_<name>`, read at `__charter_i()` (see batch.py); the rest are shared.
+PER_RESOURCE = ("object", "oldObject", "request", "namespaceObject", "workload", "provenance")
+BATCH_INDEX = "__charter_i"
+
+_batch_index = threading.local()  # activations are bound to their thread too
+
+
+def set_batch_index(index: int) -> None:
+    _batch_index.value = index
+
+
+def _current_batch_index() -> int:
+    value: int = _batch_index.value
+    return value
+
+
 def build_env(variables: Mapping[str, Any]) -> Any:
     """A CEL environment with the standard extensions, the Kubernetes libraries and `variables`."""
+    declared = dict(variables)
+    for name in PER_RESOURCE:
+        if name in declared:
+            declared[f"__charter_in_{name}"] = T.List(declared[name])
     return cel.NewEnv(
-        variables=dict(variables),
+        variables=declared,
+        functions=[
+            cel.FunctionDecl(
+                BATCH_INDEX,
+                [cel.Overload(f"{BATCH_INDEX}_int", T.INT, [], impl=_current_batch_index)],
+            )
+        ],
         extensions=[
             ext_strings.ExtStrings(),
             ext_math.ExtMath(),

@@ -8,7 +8,8 @@ from typing import Any
 
 from cel_expr_python import cel
 
-from .env import policy_env
+from .batch import Slot
+from .env import BATCH_INDEX, PER_RESOURCE, policy_env, set_batch_index
 
 T = cel.Type
 
@@ -18,6 +19,7 @@ _STATUS_SUFFIX = re.compile(r"\s*\[[A-Z_]+\]\s*$")
 _POSITION = re.compile(r"<input>:(\d+):(\d+): ")
 _BUDGET = "Iteration budget exceeded"
 ITERATION_BUDGET = 10_000  # fixed by cel-cpp's default RuntimeOptions in cel-expr-python 0.1.3
+_INPUT_REF = re.compile(r"\b(" + "|".join(PER_RESOURCE) + r")\b")
 
 
 class CelCompileError(Exception):
@@ -43,28 +45,61 @@ def runtime_message(raw: str) -> str:
     return text
 
 
-@dataclass(frozen=True, slots=True)
+_UNSET: Any = object()
+
+
+@dataclass(slots=True)
 class Program:
     source: str
     program: Any
     return_type: str  # cel type name: BOOL, STRING, DYN, ...
+    _batched: Any = _UNSET  # the batched form (see batch.py), compiled on first use; None: none
 
     def run(self, activation: Any) -> tuple[Any, str | None]:
-        """(value, None) or (None, error message). A runtime error is never a value."""
+        """(value, None) or (None, error message). A runtime error is never a value.
+
+        `activation` is a cel-expr-python activation or a batch Slot.
+        """
+        if type(activation) is Slot:
+            batched = self._batched if self._batched is not _UNSET else self._compile_batched()
+            if batched is None:
+                return _evaluate(self.program, activation.single())
+            set_batch_index(activation.index)
+            return _evaluate(batched, activation.batch.activation())
+        return _evaluate(self.program, activation)
+
+    def _compile_batched(self) -> Any:
+        """The expression with each per-resource input it names bound to its entry of the batch.
+
+        Same value, type and runtime errors as the plain program; the source keeps its own
+        lines so that nothing it holds (a `//` comment) can swallow the closing parentheses.
+        """
+        names = sorted(set(_INPUT_REF.findall(self.source)))
+        body = self.source
+        for name in names:
+            body = f"cel.bind({name}, __charter_in_{name}[{BATCH_INDEX}()],\n{body}\n)"
         try:
-            value = self.program.eval(activation)
-        except RuntimeError as e:  # budget exceeded, unconvertible input
-            return None, runtime_message(str(e))
-        if value.type() == T.ERROR:
-            try:
-                detail = str(value.value())
-            except TypeError:  # an optional value also reports type ERROR; .value() raises on it
-                return (
-                    None,
-                    "the expression returned an optional value; unwrap it with .orValue(...) or .value()",
-                )
-            return None, runtime_message(detail)
-        return value.plain_value(), None
+            self._batched = policy_env().compile(body) if names else self.program
+        except RuntimeError:  # e.g. the parser's nesting limit: keep to per-resource activations
+            self._batched = None
+        return self._batched
+
+
+def _evaluate(program: Any, activation: Any) -> tuple[Any, str | None]:
+    try:
+        value = program.eval(activation)
+    except RuntimeError as e:  # budget exceeded, unconvertible input
+        return None, runtime_message(str(e))
+    if value.type() == T.ERROR:
+        try:
+            detail = str(value.value())
+        except TypeError:  # an optional value also reports type ERROR; .value() raises on it
+            return (
+                None,
+                "the expression returned an optional value; unwrap it with .orValue(...) or .value()",
+            )
+        return None, runtime_message(detail)
+    return value.plain_value(), None
 
 
 _cache: dict[str, Program] = {}
