@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import hashlib
 import json
 from datetime import datetime
@@ -9,6 +10,7 @@ from datetime import datetime
 import rfc8785
 from charter.audit.crypto import _plain_text, _plain_text_reference, canonical_json
 from charter.audit.record import TIME_FORMAT, now_text, object_digest, prepare
+from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
@@ -102,3 +104,54 @@ def test_outside_dicts_are_canonicalized() -> None:
     d.workload.setdefault("accelerators", {})["count"] = {"y": 1, "x": 2}
     payload = prepare(d, context()).payload(3)
     assert payload == rfc8785.dumps(json.loads(payload))
+
+
+# ---------------------------------------------------------------- verification fast path
+
+_KEY = Ed25519PrivateKey.generate()
+
+
+@functools.cache
+def _envelopes() -> tuple[bytes, ...]:
+    from charter.audit.crypto import keyid, sign_envelope, spki_keyid
+
+    p = prepare(decision(3), context())
+    kid = keyid(_KEY.public_key())
+    env = sign_envelope(_KEY, kid, p.payload(5))
+    as_json = json.loads(env)
+    return (
+        env,
+        sign_envelope(_KEY, spki_keyid(_KEY.public_key()), p.payload(5)),
+        sign_envelope(_KEY, "", p.payload(5)),
+        sign_envelope(_KEY, kid, p.payload(6)),  # signed for another index
+        sign_envelope(_KEY, kid, b'{"other":"statement"}'),
+        json.dumps(as_json, indent=1).encode(),  # same content, another layout
+        json.dumps({**as_json, "payload": as_json["payload"].replace("A", "\\u0041", 1)}).encode(),
+    )
+
+
+@settings(max_examples=400, deadline=None)
+@given(
+    st.integers(0, 6),
+    st.integers(0, 4000),
+    st.integers(0, 7),
+    st.sampled_from(["flip", "insert", "delete", "none"]),
+)
+def test_fast_record_check_agrees_with_the_full_check(which: int, pos: int, bit: int, op: str) -> None:
+    from charter.audit.crypto import key_ids
+    from charter.audit.verify import check_record, check_record_fast
+
+    env = bytearray(_envelopes()[which])
+    pos %= len(env)
+    if op == "flip":
+        env[pos] ^= 1 << bit
+    elif op == "insert":
+        env[pos:pos] = b'" \\=A\n'[bit % 6 : bit % 6 + 1]
+    elif op == "delete":
+        del env[pos]
+    pub = _KEY.public_key()
+    ids = key_ids(pub)
+    for index in (5, 6):
+        assert check_record_fast(index, bytes(env), pub, frozenset(i.encode() for i in ids)) == check_record(
+            index, bytes(env), pub, ids
+        )
