@@ -260,21 +260,32 @@ def _fuse(spec: PolicySpecBase, variables: dict[str, str]) -> tuple[Program | No
     match condition, combined validation and message. It is only a fast path: any error
     or unexpected type in its result sends the policy through the step-by-step path, which
     decides and words every report.
+
+    Every authored expression is the initializer of a `cel.bind`, never a sibling of one:
+    cel-cpp (as shipped in cel-expr-python 0.1.3) leaves a short-circuited `exists`/`all`
+    iteration variable in its slot, and a lazily bound variable that later takes the same
+    slot reads that stale value instead of its own (`xs.exists(b, b) && cel.bind(r, true, r)`
+    is false for xs = [true, false]). Initializers get slots of their own, so they cannot collide.
     """
     if not spec.validations:
         return None, ()
     n = len(spec.validations)
     messages = tuple(i for i, v in enumerate(spec.validations) if v.message_expression)
     items = [f"__charter_r{i}" for i in range(n)] + [
-        f"dyn(__charter_r{i} ? '' : ({spec.validations[i].message_expression}\n))" for i in messages
+        f"dyn(__charter_r{i} ? '' : __charter_m{i})" for i in messages
     ]
-    body = "[" + ", ".join(items) + "]"  # a newline ends each authored expression: `//` comments
-    for i in reversed(range(n)):
-        body = f"cel.bind(__charter_r{i}, ({spec.validations[i].expression}\n), {body})"
-    for mc in reversed(spec.match_conditions):
-        body = f"(({mc.expression}\n) ? {body} : [])"
+    body = "[" + ", ".join(items) + "]"
+    for j in reversed(range(len(spec.match_conditions))):
+        body = f"(__charter_c{j} ? {body} : [])"
+    fragments = (
+        [(f"__charter_c{j}", mc.expression) for j, mc in enumerate(spec.match_conditions)]
+        + [(f"__charter_r{i}", v.expression) for i, v in enumerate(spec.validations)]
+        + [(f"__charter_m{i}", spec.validations[i].message_expression or "") for i in messages]
+    )
+    for name, source in reversed(fragments):  # a newline ends each: `//` comments stay inside
+        body = f"cel.bind({name}, ({source}\n), {body})"
     try:
-        return compile_expression(_inline_variables(body, variables)), messages
+        return compile_expression(_inline_variables(body, variables), guard=False), messages
     except CelCompileError:
         return None, ()
 

@@ -161,3 +161,82 @@ def test_messages_as_the_apiserver_words_them(make_engine: Callable[..., Engine]
     assert messages("static") == ["static message"]
     assert messages("msgerr") == ["message used when the expression fails"]
     assert messages("skip") == []
+
+
+STALE_SLOT = """
+apiVersion: charter.dev/v1alpha1
+kind: Policy
+metadata: {name: short-circuit-then-bind}
+spec:
+  validationActions: [Deny]
+  matchConstraints:
+    resourceRules:
+      - {apiGroups: [""], apiVersions: [v1], operations: [CREATE], resources: [configmaps]}
+  matchConditions:
+    - name: any-flag
+      expression: "object.spec.flags.exists(f, f)"
+    - name: all-positive
+      expression: "object.spec.counts.all(c, c > 0) || cel.bind(x, true, x)"
+  validations:
+    - expression: "1 == 1"
+    - expression: "object.spec.flags.exists(f, f) && cel.bind(y, 2, y == 2)"
+      messageExpression: "object.spec.flags.all(f, f) ? 'all' : cel.bind(z, 'some flags', z)"
+    - expression: "object.spec.counts.size() < 3"
+      messageExpression: "cel.bind(z, 'too many counts', z)"
+"""
+
+
+def test_fused_program_is_immune_to_stale_comprehension_slots(
+    make_engine: Callable[..., Engine], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # cel-cpp leaves a short-circuited exists()'s iteration variable (here `false`, the element
+    # after the first `true`) in a slot that a sibling cel.bind then reads as its own value.
+    engine = make_engine(STALE_SLOT)
+    fallbacks = 0
+    real = validator_module._validate_fused
+
+    def counting(policy: Any, activation: Any) -> Any:
+        nonlocal fallbacks
+        r = real(policy, activation)
+        fallbacks += r is None
+        return r
+
+    monkeypatch.setattr(validator_module, "_validate_fused", counting)
+    base = {"apiVersion": "v1", "kind": "ConfigMap", "metadata": {"name": "c", "namespace": "ns"}}
+    ok = evaluate(engine, {**base, "spec": {"flags": [True, False], "counts": [1, 2]}})
+    assert [o.verdict for o in ok.outcomes] == ["pass"]
+    bad = evaluate(engine, {**base, "spec": {"flags": [True, False], "counts": [-1, 2, 3]}})
+    assert [f.message for f in bad.findings()] == ["too many counts"]
+    skipped = evaluate(engine, {**base, "spec": {"flags": [False, False], "counts": [1]}})
+    assert [o.matched for o in skipped.outcomes] == [False]
+    assert fallbacks == 0  # the fused program decided every case, and decided it right
+    # The step-by-step path runs each authored expression guarded against the same slot reuse.
+    for p in engine.policies.policies:
+        p.fused = None
+    assert [
+        o.verdict
+        for o in evaluate(engine, {**base, "spec": {"flags": [True, False], "counts": [1, 2]}}).outcomes
+    ] == ["pass"]
+    again = evaluate(engine, {**base, "spec": {"flags": [True, False], "counts": [-1, 2, 3]}})
+    assert [f.message for f in again.findings()] == ["too many counts"]
+
+
+@pytest.mark.parametrize(
+    ("expression", "value"),
+    [
+        ("object.flags.exists(f, f) && cel.bind(r, true, r)", True),
+        ("[object.flags.all(f, f), cel.bind(r, 5, r)]", [False, 5]),
+        ("object.counts.all(c, c > 0) || cel.bind(x, true, x)", True),
+        (
+            "[object.flags.exists(f, f), object.counts.map(c, [object.flags.exists(f, f), cel.bind(q, 3, q)])]",
+            [True, [[True, 3], [True, 3], [True, 3]]],
+        ),
+    ],
+)
+def test_expressions_with_binds_after_short_circuits_evaluate_right(expression: str, value: Any) -> None:
+    from charter.engine._internal.cel.program import compile_expression, new_activation
+
+    program = compile_expression(expression)
+    assert program.text != program.source  # guarded
+    activation = new_activation({"object": {"flags": [True, False], "counts": [-1, 2, 3]}})
+    assert program.run(activation) == (value, None)

@@ -21,6 +21,22 @@ _BUDGET = "Iteration budget exceeded"
 ITERATION_BUDGET = 10_000  # fixed by cel-cpp's default RuntimeOptions in cel-expr-python 0.1.3
 _INPUT_REF = re.compile(r"\b(" + "|".join(PER_RESOURCE) + r")\b")
 
+# cel-cpp (as shipped in cel-expr-python 0.1.3) does not clear the iteration variable's slot
+# when exists()/all() stop early, and a lazily bound cel.bind variable that later takes the
+# same slot reads that stale value as its own: `xs.exists(b, b) && cel.bind(r, true, r)` is
+# false for xs = [true, false]. Inside a bind's initializer every comprehension gets slots of
+# its own, so an expression that could meet the bug is run as `cel.bind(e, (<expr>), e)`.
+_SHORT_CIRCUIT = re.compile(r"\.\s*(?:exists|all)\s*\(")
+_BIND = re.compile(r"\bcel\s*\.\s*bind\s*\((?!__charter_)")  # charter's own binds nest safely
+GUARD_VARIABLE = "__charter_e"
+
+
+def guarded(source: str) -> str:
+    """`source` as the initializer of a bind when it has both a short-circuiting macro and a bind."""
+    if _BIND.search(source) and _SHORT_CIRCUIT.search(source):
+        return f"cel.bind({GUARD_VARIABLE}, (\n{source}\n), {GUARD_VARIABLE})"
+    return source
+
 
 class CelCompileError(Exception):
     def __init__(self, message: str, line: int | None, column: int | None) -> None:
@@ -50,9 +66,10 @@ _UNSET: Any = object()
 
 @dataclass(slots=True)
 class Program:
-    source: str
+    source: str  # as compiled for errors and types
     program: Any
     return_type: str  # cel type name: BOOL, STRING, DYN, ...
+    text: str = ""  # what `program` runs: `source`, guarded when it needs it (see `guarded`)
     _batched: Any = _UNSET  # the batched form (see batch.py), compiled on first use; None: none
 
     def run(self, activation: Any) -> tuple[Any, str | None]:
@@ -74,8 +91,8 @@ class Program:
         Same value, type and runtime errors as the plain program; the source keeps its own
         lines so that nothing it holds (a `//` comment) can swallow the closing parentheses.
         """
-        names = sorted(set(_INPUT_REF.findall(self.source)))
-        body = self.source
+        body = self.text or self.source
+        names = sorted(set(_INPUT_REF.findall(body)))
         for name in names:
             body = f"cel.bind({name}, __charter_in_{name}[{BATCH_INDEX}()],\n{body}\n)"
         try:
@@ -102,12 +119,15 @@ def _evaluate(program: Any, activation: Any) -> tuple[Any, str | None]:
     return value.plain_value(), None
 
 
-_cache: dict[str, Program] = {}
+_cache: dict[tuple[str, bool], Program] = {}
 
 
-def compile_expression(source: str) -> Program:
-    """Parse and type-check `source` in the policy environment; identical text compiles once."""
-    cached = _cache.get(source)
+def compile_expression(source: str, *, guard: bool = True) -> Program:
+    """Parse and type-check `source` in the policy environment; identical text compiles once.
+
+    `guard`: False when every authored part of `source` is already a bind's initializer.
+    """
+    cached = _cache.get((source, guard))
     if cached is not None:
         return cached
     try:
@@ -120,8 +140,15 @@ def compile_expression(source: str) -> Program:
             line, column = int(m.group(1)), int(m.group(2))  # both 1-based, as cel-go reports them
             text = _POSITION.sub(lambda mm: f"line {mm.group(1)}, column {mm.group(2)}: ", text)
         raise CelCompileError(text, line, column) from e
-    program = Program(source, prog, prog.return_type().name())
-    _cache[source] = program
+    text = guarded(source) if guard else source
+    run = prog
+    if text != source:
+        try:
+            run = policy_env().compile(text)
+        except RuntimeError:  # the parser's nesting limit: run it as written
+            text = source
+    program = Program(source, run, prog.return_type().name(), text)
+    _cache[source, guard] = program
     return program
 
 
