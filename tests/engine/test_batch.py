@@ -186,3 +186,42 @@ def test_large_runs_batch_by_default(tmp_path: Path, monkeypatch: pytest.MonkeyP
     monkeypatch.undo()
     assert seen and sum(seen) == len(batched.decisions) >= 64
     assert _report(batched) == _report(check_paths(engine, [str(tmp_path)], batch_size=1))
+
+
+UNCONVERTIBLE = """
+apiVersion: charter.dev/v1alpha1
+kind: Policy
+metadata: {name: replicas}
+spec:
+  validationActions: [Deny]
+  failurePolicy: Fail
+  validations:
+    - expression: "object.spec.?replicas.orValue(1) < 10"
+      message: too many replicas
+"""
+
+
+def test_a_resource_whose_input_cannot_convert_does_not_fail_its_batch(
+    make_engine: Callable[..., Engine],
+) -> None:
+    # An int beyond int64 and an unquoted YAML date cannot become CEL values: that resource's
+    # policies error, as they do alone, and the rest of its batch decides as usual.
+    import datetime
+
+    bad_int = {**CASES[2], "spec": {**CASES[2]["spec"], "replicas": 2**70}}
+    bad_date = {**CASES[2], "spec": {**CASES[2]["spec"], "since": datetime.date(2026, 1, 1)}}
+    manifests = [
+        CASES[2],
+        bad_int,
+        CASES[3],
+        bad_date,
+        {**CASES[3], "spec": {**CASES[3]["spec"], "replicas": 12}},
+    ]
+    engine = make_engine(UNCONVERTIBLE)
+    batched, single = _both_ways(engine, manifests)
+    assert batched == single
+    verdicts = [r[0][1] for r in single]
+    assert verdicts == ["pass", "error", "pass", "error", "deny"]
+    messages = [f[2] for r in single for o in r for f in o[6]]
+    assert all("__charter" not in m for m in messages)
+    assert any("out of range for 'object" in m for m in messages)

@@ -16,6 +16,8 @@ from typing import Any
 
 from .env import PER_RESOURCE, policy_env
 
+BATCH_INPUT = "__charter_in_"  # prefix of the per-resource input lists
+
 
 class Batch:
     """The inputs of several resources in one activation (built on first use)."""
@@ -23,13 +25,14 @@ class Batch:
     def __init__(self, bases: Sequence[dict[str, Any]]) -> None:
         self.bases = bases
         self._activation: Any = None
+        self.unconvertible = False  # an input failed to convert: every resource decides alone
 
     def activation(self) -> Any:
         if self._activation is None:
             first = self.bases[0]
             data = {k: v for k, v in first.items() if k not in PER_RESOURCE}
             for name in PER_RESOURCE:
-                data[f"__charter_in_{name}"] = [b[name] for b in self.bases]
+                data[f"{BATCH_INPUT}{name}"] = [b[name] for b in self.bases]
             self._activation = policy_env().Activation(data)
         return self._activation
 

@@ -8,7 +8,7 @@ from typing import Any
 
 from cel_expr_python import cel
 
-from .batch import Slot
+from .batch import BATCH_INPUT, Slot
 from .env import BATCH_INDEX, PER_RESOURCE, policy_env, set_batch_index
 
 T = cel.Type
@@ -78,11 +78,18 @@ class Program:
         `activation` is a cel-expr-python activation or a batch Slot.
         """
         if type(activation) is Slot:
+            batch = activation.batch
             batched = self._batched if self._batched is not _UNSET else self._compile_batched()
-            if batched is None:
+            if batched is None or batch.unconvertible:
                 return _evaluate(self.program, activation.single())
             set_batch_index(activation.index)
-            return _evaluate(batched, activation.batch.activation())
+            value, err = _evaluate(batched, batch.activation())
+            if err is not None and BATCH_INPUT in err:
+                # One resource's input cannot become a CEL value (an int beyond int64, a YAML
+                # date): in a batch that fails every resource, so each decides on its own.
+                batch.unconvertible = True
+                return _evaluate(self.program, activation.single())
+            return value, err
         return _evaluate(self.program, activation)
 
     def _compile_batched(self) -> Any:
@@ -94,7 +101,7 @@ class Program:
         body = self.text or self.source
         names = sorted(set(_INPUT_REF.findall(body)))
         for name in names:
-            body = f"cel.bind({name}, __charter_in_{name}[{BATCH_INDEX}()],\n{body}\n)"
+            body = f"cel.bind({name}, {BATCH_INPUT}{name}[{BATCH_INDEX}()],\n{body}\n)"
         try:
             self._batched = policy_env().compile(body) if names else self.program
         except RuntimeError:  # e.g. the parser's nesting limit: keep to per-resource activations
