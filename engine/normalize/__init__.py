@@ -59,16 +59,30 @@ def _empty() -> dict[str, Any]:
     }  # fmt: skip
 
 
+# The related objects of the last call, cleaned: `charter check` and the webhook pass the same
+# list for every resource, which must not be copied again per resource (quadratic in a large input).
+_related_memo: tuple[Sequence[Mapping[str, Any]], int, list[dict[str, Any]]] | None = None
+
+
+def _clean_related(related: Sequence[Mapping[str, Any]]) -> list[dict[str, Any]]:
+    """Only the kinds read from related objects, copied; their problems are theirs, not ours."""
+    global _related_memo
+    memo = _related_memo
+    if memo is not None and memo[0] is related and memo[1] == len(related):
+        return memo[2]
+    rel = [
+        clean_object(x, Ctx()) for x in related if isinstance(x, Mapping) and x.get("kind") in RELATED_KINDS
+    ]
+    _related_memo = (related, len(related), rel)
+    return rel
+
+
 def _normalize(obj: Mapping[str, Any], related: Sequence[Mapping[str, Any]], ctx: Ctx) -> dict[str, Any]:
     if not isinstance(obj, Mapping):
         ctx.problem("", f"expected an object (a map), got {type_name(obj)}")
         return {**_empty(), "problems": ctx.problems}
     o = clean_object(obj, ctx)
-    # Only the kinds read from related objects are copied: normalizing every object of a large
-    # file against all the others stays linear in practice. Their problems are theirs, not ours.
-    rel = [
-        clean_object(x, Ctx()) for x in related if isinstance(x, Mapping) and x.get("kind") in RELATED_KINDS
-    ]
+    rel = _clean_related(related)
     meta, labels, annotations = _metadata(o, ctx)
     namespace = get_str(meta, "namespace", "metadata", ctx)
     raw_templates, extras = podspecs.extract(o, ctx)

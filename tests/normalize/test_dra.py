@@ -110,3 +110,29 @@ def test_broken_related_objects() -> None:
     ]
     w = normalize(claim_pod(resourceClaimTemplateName="two-gpus"), junk)
     assert w["accelerators"]["total"] == {} and w["problems"]
+
+
+def test_related_objects_are_cleaned_once_per_list(monkeypatch: pytest.MonkeyPatch) -> None:
+    # charter check and the webhook pass one list for every resource: it is copied once, not per
+    # resource, and a list that grew since is copied again.
+    from charter.engine import normalize as normalize_module
+
+    request_ = {"name": "g", "exactly": {"deviceClassName": "gpu.nvidia.com", "count": 2}}
+    related = [template("resource.k8s.io/v1", request_), {"kind": "ConfigMap", "metadata": {"name": "x"}}]
+    copies = 0
+    real = normalize_module.clean_object
+
+    def counting(v: Any, ctx: Any) -> Any:
+        nonlocal copies
+        copies += 1
+        return real(v, ctx)
+
+    monkeypatch.setattr(normalize_module, "clean_object", counting)
+    pod = claim_pod(resourceClaimTemplateName="two-gpus")
+    views = [normalize(pod, related) for _ in range(5)]
+    assert copies == 5 + 1  # each pod, and the one related ResourceClaimTemplate once
+    assert all(v["accelerators"]["total"] == {"gpu.nvidia.com": 2} for v in views)
+    related.append(template("resource.k8s.io/v1", {**request_, "name": "h"}, "ResourceClaim"))
+    normalize(pod, related)
+    assert copies == 6 + 1 + 2
+    assert normalize(pod, [])["accelerators"]["total"] == {}
