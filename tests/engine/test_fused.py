@@ -240,3 +240,36 @@ def test_expressions_with_binds_after_short_circuits_evaluate_right(expression: 
     assert program.text != program.source  # guarded
     activation = new_activation({"object": {"flags": [True, False], "counts": [-1, 2, 3]}})
     assert program.run(activation) == (value, None)
+
+
+@pytest.mark.parametrize("profile", ["onprem-sovereign-de", "gcp-us-central1"])
+def test_shipped_packs_fused_equal_step_by_step(profile: str) -> None:
+    # Every shipped policy on every example: the fused programs and the expressions one by one.
+    from pathlib import Path
+
+    from charter.engine.offline import check_paths
+
+    from charter._internal.session import load_session
+
+    root = Path(__file__).resolve().parents[2]
+    session = load_session(
+        [str(root / "policies")],
+        cluster=str(root / "examples" / "clusters" / f"{profile}.yaml"),
+        context=[str(root / "examples" / "context")],
+    )
+    engine = Engine(session.policies, session.context)
+    paths = [str(root / "examples" / "workloads"), str(root / "policies")]
+
+    def report() -> list[Any]:
+        run = check_paths(engine, paths, batch_size=1)
+        return [
+            (rd.document.source, rd.document.index, o.policy, o.verdict, sorted(o.audit_annotations.items()),
+             [(f.kind, f.message, f.validation) for f in o.findings])
+            for rd in run.decisions for o in rd.decision.outcomes
+        ]  # fmt: skip
+
+    fused = report()
+    assert sum(1 for r in fused if r[3] == "deny") > 50
+    for p in engine.policies.policies:
+        p.fused = None
+    assert report() == fused
