@@ -52,11 +52,13 @@ def open_sink(
     publish: str | None = None,
     checkpoint_every: int = 1000,
     checkpoint_seconds: float = 10.0,
+    writer: str | None = None,
 ) -> DecisionSink:
     """The audit sink for `--audit URL`: `postgresql://...`, `sqlite:///PATH`, a path, or "" for
     `.charter/audit.db`. The signing key is `key_path`, else $CHARTER_AUDIT_KEY, else
     `.charter/audit.key` (create one with `charter audit keygen`). `publish` (or
     $CHARTER_AUDIT_PUBLISH) names an append-only file every checkpoint is also written to.
+    `writer` (or $CHARTER_AUDIT_WRITER): auto (default), thread or process; see `AuditLog`.
     Raises AuditUnavailable when the store or the key cannot be opened."""
     from .crypto import load_private_key
     from .log import DEFAULT_ORIGIN, AuditLog
@@ -76,6 +78,9 @@ def open_sink(
     target = publish or os.environ.get("CHARTER_AUDIT_PUBLISH")
     if target:
         pubs.append(FileCheckpointSink(target))
+    mode = writer or os.environ.get("CHARTER_AUDIT_WRITER") or "auto"
+    if mode not in ("auto", "thread", "process"):
+        raise AuditUnavailable(f"audit writer {mode!r}: expected auto, thread or process")
     return AuditLog(
         store,
         key,
@@ -83,4 +88,5 @@ def open_sink(
         publishers=pubs,
         checkpoint_every=checkpoint_every,
         checkpoint_seconds=checkpoint_seconds,
+        writer=mode,
     )

@@ -20,7 +20,7 @@ PREDICATE_TYPE = "https://charter.dev/decision/v1"
 # Spliced into the canonical payload once the log index is known (inside the store's lock): this
 # number appears exactly once in the canonical bytes, or the record is re-canonicalized with its index.
 _PLACEHOLDER = 987_654_321_098_765  # 15 digits: stays on the canonical fast path
-_PLACEHOLDER_BYTES = b'"logIndex":%d' % _PLACEHOLDER
+PLACEHOLDER_BYTES = b'"logIndex":%d' % _PLACEHOLDER
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
 # Record ids: random UUIDs from a generator seeded once from the OS (os.urandom per record costs
 # a syscall that showed up at ~10% of an append); ids are identifiers, not secrets.
@@ -66,7 +66,7 @@ class Prepared:
         if self.statement is not None:
             self.statement["predicate"]["logIndex"] = index
             return canonical_json(self.statement)
-        return self.template.replace(_PLACEHOLDER_BYTES, b'"logIndex":%d' % index, 1)
+        return self.template.replace(PLACEHOLDER_BYTES, b'"logIndex":%d' % index, 1)
 
 
 def object_digest(obj: Any) -> str:
@@ -229,7 +229,7 @@ def prepare(decision: Decision, context: DecisionContext, *, time: str | None = 
         statement = json_safe(statement)
         template = canonical_json(statement)
     keep: dict[str, Any] | None = None
-    if template.count(_PLACEHOLDER_BYTES) != 1:
+    if template.count(PLACEHOLDER_BYTES) != 1:
         keep = statement
     rows = []
     for r in results:

@@ -121,14 +121,14 @@ def appends(store: Store, records: int, threads: int) -> dict[str, float]:
     return {"records": per * threads, "seconds": dt, "per_s": per * threads / dt, "batches": batches}
 
 
-def appends_async(store: Store, records: int, tasks: int) -> dict[str, float]:
+def appends_async(store: Store, records: int, tasks: int, writer: str = "thread") -> dict[str, float]:
     """`tasks` concurrent appenders on one asyncio event loop calling `append_async`: how the
     webhook (`charter serve`) appends. The primary single-process measurement."""
     import asyncio
 
     decisions, ctx = _decisions(records)
     key = Ed25519PrivateKey.generate()
-    log = AuditLog(store, key, checkpoint_every=1000)
+    log = AuditLog(store, key, checkpoint_every=1000, writer=writer)
     per = records // tasks
 
     async def work(t: int) -> None:

@@ -9,23 +9,32 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parents[2]))
 
-from charter.audit import open_sink
+from charter.audit import AuditUnavailable, open_sink
 
 from tests.audit.helpers import context, decision
 
 
 def main() -> None:
     url, key, count, threads = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
-    sink = open_sink(url, key, checkpoint_every=int(sys.argv[5]) if len(sys.argv) > 5 else 50)
+    every = int(sys.argv[5]) if len(sys.argv) > 5 else 50
+    sink = open_sink(url, key, checkpoint_every=every, writer=sys.argv[6] if len(sys.argv) > 6 else None)
     out = threading.Lock()
 
     def work(t: int) -> None:
         for i in range(count):
-            rid = sink.append(decision(t * 1_000_000 + i, deny=i % 3 == 0), context())
+            try:
+                rid = sink.append(decision(t * 1_000_000 + i, deny=i % 3 == 0), context())
+            except AuditUnavailable as e:  # not acknowledged: the caller would deny
+                sys.stderr.write(f"unavailable: {e}\n")
+                continue
             with out:
                 sys.stdout.write(rid + "\n")
                 sys.stdout.flush()
 
+    if len(sys.argv) > 6:  # the writer process (if any) is up: say which
+        proc = getattr(sink, "_proc", None)
+        sys.stderr.write(f"writer-pid {proc.proc.pid if proc else 0}\n")
+        sys.stderr.flush()
     ts = [threading.Thread(target=work, args=(t,)) for t in range(threads)]
     for t in ts:
         t.start()
