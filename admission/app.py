@@ -178,18 +178,16 @@ def _record(
 ) -> None:
     elapsed = perf_counter() - t0
     req = review.request
-    denied = [f.policy for f in decision.denials] if decision is not None else []
-    warned = (
-        sorted({f.policy for f in decision.findings() if f.effective and "Warn" in f.actions})
-        if decision
-        else []
-    )
+    live = [f for f in decision.findings() if f.effective] if decision is not None else []
+    denied = [f.policy for f in live if "Deny" in f.actions]
+    warned = sorted({f.policy for f in live if "Warn" in f.actions})
+    errors = [f for f in live if f.kind == "error"]
     label = "allowed" if response["allowed"] else "denied"
     if decision is not None:
         for o in decision.outcomes:
             if o.matched or o.unresolved:
                 state.count_verdict(o.policy, o.verdict)
-        for f in decision.errors:
+        for f in errors:
             state.metrics.evaluation_errors.labels(f.policy, "Fail" if f.actions else "Ignore").inc()
     state.metrics.requests.labels(label, denied[0] if denied else "").inc()
     state.metrics.latency.labels(label).observe(elapsed)
@@ -207,7 +205,7 @@ def _record(
             "allowed": response["allowed"],
             "denied": denied,
             "warned": warned,
-            "errors": [f.policy for f in decision.errors] if decision is not None else [],
+            "errors": [f.policy for f in errors],
             "latencyMs": round(elapsed * 1000, 3),
         },
     )

@@ -28,7 +28,9 @@ _SPACE = re.compile(r"\s+")
 
 def one_line(text: str, limit: int) -> str:
     """Single line, trimmed, bounded: control characters and newlines become spaces."""
-    text = _SPACE.sub(" ", "".join(c if c.isprintable() else " " for c in text)).strip()
+    if not text.isprintable():  # the usual message is, and skips the per-character pass
+        text = "".join(c if c.isprintable() else " " for c in text)
+    text = _SPACE.sub(" ", text).strip()
     return text if len(text) <= limit else text[: limit - 1].rstrip() + "…"
 
 

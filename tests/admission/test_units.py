@@ -181,6 +181,8 @@ def test_audit_failure(tmp_path: Path, mode: str, allowed: bool) -> None:
 def test_one_line_bounds_messages() -> None:
     assert one_line("  a\nb\t\x00c  ", 100) == "a b c"
     assert len(one_line("x" * 5000, 1024)) == 1024
+    assert one_line("  policy 'p'  denied:   two  spaces ", 100) == "policy 'p' denied: two spaces"
+    assert one_line("é\u2028x\u00a0y", 100) == "é x y"  # line separator, no-break space
 
 
 def test_file_namespace_source_reloads(tmp_path: Path) -> None:
