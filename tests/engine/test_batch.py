@@ -225,3 +225,21 @@ def test_a_resource_whose_input_cannot_convert_does_not_fail_its_batch(
     messages = [f[2] for r in single for o in r for f in o[6]]
     assert all("__charter" not in m for m in messages)
     assert any("out of range for 'object" in m for m in messages)
+
+
+def test_generated_corpus_decides_the_same_batched(tmp_path: Path) -> None:
+    # The benchmark's seeded generator: 600 mixed AI manifests, every profile feature exercised.
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("charter_bench_corpus", ROOT / "bench" / "corpus.py")
+    assert spec is not None and spec.loader is not None
+    corpus = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(corpus)
+    out = corpus.generate(tmp_path / "corpus", docs=600, seed=11)
+    session = load_session(
+        [str(ROOT / "policies")], cluster=str(ROOT / "examples" / "clusters" / "aws-eu-central-1.yaml")
+    )
+    engine = Engine(session.policies, session.context)
+    single = check_paths(engine, [str(out)], batch_size=1)
+    assert len(single.decisions) == 600 and not single.errors
+    assert _report(check_paths(engine, [str(out)], batch_size=128)) == _report(single)
