@@ -341,7 +341,8 @@ class AuditLog:
         timed checkpoint may be due."""
         while True:
             try:
-                item = self._queue.get(timeout=self._committer.due_in())
+                # with a writer process, timed checkpoints are its business
+                item = self._queue.get(timeout=self._committer.due_in() if self._proc is None else 1.0)
             except queue.Empty:
                 yield [], False
                 continue
@@ -481,6 +482,8 @@ class _WriterProcess:
             [
                 sys.executable,
                 "-c",
+                # not the caller's working directory first on sys.path (python -c puts it there)
+                "import sys; sys.path = [p for p in sys.path if p not in ('', '.')]; "
                 "from charter.audit.log import _writer_entry; _writer_entry()",
                 str(theirs.fileno()),
             ],
