@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import gc
 import logging
 import signal
 import ssl
@@ -20,6 +19,7 @@ from typing import Any
 
 import uvicorn
 from charter.audit.sink import DecisionSink, NullSink
+from charter.engine._internal.collector import settle_long_lived
 
 from . import logs
 from .app import WebhookState, create_app, create_metrics_app
@@ -120,13 +120,8 @@ def run_serve(opts: ServeOptions, sink: DecisionSink | None = None) -> int:
     except Exception as e:  # the kubernetes client's config errors
         print(f"error: --namespace-source kube: {type(e).__name__}: {e}", file=sys.stderr)
         return 2
-    # The compiled policies, catalogs and imports are long-lived: move them out of the
-    # collector's view so full collections stay short on the request path.
-    gc.collect()
-    gc.freeze()
-    # A request allocates thousands of short-lived objects; collect the young generation
-    # less often so it is not scanned several times per request.
-    gc.set_threshold(50_000, 20, 20)
+    # Full collections stay short on the request path (see collector.py).
+    settle_long_lived()
     state = WebhookState(
         holder=holder,
         metrics=metrics,

@@ -29,6 +29,7 @@ from __future__ import annotations
 
 import argparse
 import cProfile
+import gc
 import json
 import os
 import platform
@@ -82,6 +83,15 @@ def doc_id(source: str, index: int, item: int | None, root: str) -> str:
 
 def rate(n: int, seconds: float) -> float:
     return n / seconds if seconds > 0 else float("inf")
+
+
+def settle_gc() -> None:
+    """What `charter check` and `charter serve` do after loading (charter.engine._internal.collector),
+    applied in every measuring worker after its setup so that all engines run under the same
+    collector settings. Written out here: the regopy worker must not import cel-expr-python."""
+    gc.collect()
+    gc.freeze()
+    gc.set_threshold(50_000, 20, 20)
 
 
 def best_of(repeat: int, fn: Callable[[], Any]) -> tuple[float, Any]:
@@ -166,6 +176,7 @@ def worker_charter_shipped(args: dict[str, Any]) -> dict[str, Any]:
     if session.errors:
         return {"error": "; ".join(str(e) for e in session.errors)}
     n_policies = len(session.policies.policies)
+    settle_gc()
 
     parse_corpus = args["parse_corpus"]
     parse_s, parsed = best_of(repeat, lambda: read_documents([parse_corpus]))
@@ -427,6 +438,7 @@ def worker_charter_five(args: dict[str, Any]) -> dict[str, Any]:
         return {"error": "; ".join(str(e) for e in session.errors)}
     engine = session.engine()
     repeat = args["repeat"]
+    settle_gc()
 
     def run_engine() -> Verdicts:
         out: Verdicts = {}
@@ -477,6 +489,7 @@ def worker_celpy(args: dict[str, Any]) -> dict[str, Any]:
     policies = _five_policies()
     catalog = celpy.json_to_cel(_catalog_of_five())
     env = celpy.Environment()
+    settle_gc()
 
     def outcome(prog: Any, act: dict[str, Any]) -> str:
         try:
@@ -532,6 +545,7 @@ def worker_regopy(args: dict[str, Any]) -> dict[str, Any]:
     names = [name for name, _ in _five_policies()]
     # The corpus is serialised once, outside the timing, as an input term per document.
     inputs = [(r["id"], json.dumps({"workload": r["workload"], "catalog": catalog})) for r in records]
+    settle_gc()
 
     def run() -> tuple[Verdicts, list[str]]:
         out: Verdicts = {}

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import gc
 import json
 import sys
 from collections.abc import Sequence
@@ -10,6 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from charter.engine import CheckRun, check_paths
+from charter.engine._internal.collector import settle_long_lived
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -67,11 +67,7 @@ def run_check(
         err.print(f"{len(policy_errors)} error(s) loading policies and context; nothing was evaluated")
         return EXIT_BAD_INPUT
     engine = session.engine()
-    # Policies and imports live for the whole run: keep full collections from rescanning them,
-    # and collect the young generation less often (each manifest allocates thousands of objects).
-    gc.collect()
-    gc.freeze()
-    gc.set_threshold(50_000, 20, 20)
+    settle_long_lived()
     if progress:
         with Progress(
             TextColumn("checking"),
