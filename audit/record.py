@@ -8,6 +8,7 @@ import random
 import uuid
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
+from time import time_ns
 from typing import Any
 
 from charter.engine.results import Decision, PolicyOutcome
@@ -22,11 +23,23 @@ PREDICATE_TYPE = "https://charter.dev/decision/v1"
 _PLACEHOLDER = 987_654_321_098_765  # 15 digits: stays on the canonical fast path
 PLACEHOLDER_BYTES = b'"logIndex":%d' % _PLACEHOLDER
 TIME_FORMAT = "%Y-%m-%dT%H:%M:%S.%fZ"
-# Record ids: random UUIDs from a generator seeded once from the OS (os.urandom per record costs
+# Record ids: UUIDv7, their random bits from a generator seeded once from the OS (os.urandom per record costs
 # a syscall that showed up at ~10% of an append); ids are identifiers, not secrets.
 _ids = random.Random(os.urandom(32))
 # A forked worker (webhook workers, process pools) must not repeat its parent's sequence.
 os.register_at_fork(after_in_child=lambda: _ids.seed(os.urandom(32)))
+
+
+def new_record_id() -> str:
+    """A UUIDv7 (RFC 9562): 48-bit Unix time in ms, version 7, 74 random bits. Time-ordered, so
+    the store's unique index on record ids grows at its right edge instead of taking a random
+    B-tree insert per record (measured: ~15% of an insert's CPU, more as the log grows)."""
+    ms = time_ns() // 1_000_000
+    r = _ids.getrandbits(74)
+    return str(uuid.UUID(int=(ms << 80) | (0x7 << 76) | ((r >> 62) << 64) | (0b10 << 62) | (r & _LOW62)))
+
+
+_LOW62 = (1 << 62) - 1
 
 
 def now_text() -> str:
@@ -186,7 +199,7 @@ def prepare(decision: Decision, context: DecisionContext, *, time: str | None = 
     pset = context.policy_set_digest
     results = [_result(o, v, pset) for o in decision.outcomes if (v := o.verdict) != "skip"]
     workload = _workload(decision.workload)
-    record_id = str(uuid.UUID(int=_ids.getrandbits(128), version=4))
+    record_id = new_record_id()
     t = time or now_text()
     statement: dict[str, Any] = {
         "_type": STATEMENT_TYPE,

@@ -164,3 +164,20 @@ def test_record_ids_differ_across_fork() -> None:
     os.waitpid(pid, 0)
     child = int(os.read(r, 100))
     assert child != record._ids.getrandbits(128)
+
+
+def test_record_ids_are_time_ordered_uuid7() -> None:
+    import time
+    import uuid
+
+    from charter.audit.record import new_record_id
+
+    before = time.time_ns() // 1_000_000
+    ids = [new_record_id() for _ in range(2000)]
+    after = time.time_ns() // 1_000_000
+    assert len(set(ids)) == len(ids)
+    for x in ids:
+        u = uuid.UUID(x)
+        assert str(u) == x and u.version == 7 and u.variant == uuid.RFC_4122
+        assert before <= u.int >> 80 <= after
+    assert [x[:13] for x in ids] == sorted(x[:13] for x in ids)  # ms prefix never goes back
