@@ -16,6 +16,7 @@ from typing import Any
 
 import yaml
 
+from ._internal import yamlfast
 from .errors import InputError, Location
 
 try:  # the C loader is ~7x faster; `charter check` is parse-bound
@@ -112,6 +113,29 @@ def parse_documents(text: str, source: str) -> Iterator[Document]:
             ) from e
         yield Document(source, 0, 1, data)
         return
+    docs = _parse_yaml_fast(text, source)
+    if docs is not None:
+        yield from docs
+    else:
+        yield from _parse_yaml_pyyaml(text, source)
+
+
+def _parse_yaml_fast(text: str, source: str) -> list[Document] | None:
+    """The documents by the yaml-rs fast path, or None when PyYAML must decide (see yamlfast)."""
+    docs = []
+    try:
+        pieces = yamlfast.split(text)
+        if pieces is None:
+            return None
+        for index, (line, chunk) in enumerate(pieces):
+            docs.append(Document(source, index, line, None if chunk is None else yamlfast.load(chunk)))
+    except Exception:  # any refusal, error message included, is PyYAML's to report
+        return None
+    return docs
+
+
+def _parse_yaml_pyyaml(text: str, source: str) -> Iterator[Document]:
+    """The reference: PyYAML's documents and errors (every text the fast path does not take)."""
     loader = _Loader(text)
     index = 0
     try:
