@@ -17,6 +17,7 @@ from typing import Any
 import yaml
 
 from ._internal import yamlfast
+from ._internal.aliases import alias_problem
 from .errors import InputError, Location
 
 try:  # the C loader is ~7x faster; `charter check` is parse-bound
@@ -138,11 +139,15 @@ def _parse_yaml_pyyaml(text: str, source: str) -> Iterator[Document]:
     """The reference: PyYAML's documents and errors (every text the fast path does not take)."""
     loader = _Loader(text)
     index = 0
+    may_alias = "*" in text  # an alias is `*name`; the (linear) expansion check needs one
     try:
         while loader.check_node():
             node = loader.get_node()
             line = node.start_mark.line + 1
             data = loader.construct_document(node)
+            problem = alias_problem(data) if may_alias else None
+            if problem is not None:  # before anything walks the expanded tree
+                raise InputError(f"invalid YAML: {problem}", Location(file=source, document=index, line=line))
             yield Document(source, index, line, data)
             index += 1
     except yaml.MarkedYAMLError as e:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+from pathlib import Path
+
 import pytest
 import yaml
 from charter.engine._internal.aliases import alias_problem
+from charter.engine.documents import read_documents
 
 
 def _bomb(levels: int, width: int = 9) -> str:
@@ -45,3 +50,23 @@ def test_ordinary_anchors_are_accepted() -> None:
 @pytest.mark.parametrize("text", ["a: &a [1, *a]", "a: &a {x: [1, {y: *a}]}"])
 def test_anchors_containing_themselves_are_refused(text: str) -> None:
     assert alias_problem(_load(text)) == "an anchor's value contains its own alias"
+
+
+def test_read_documents_reports_a_bomb_and_keeps_the_documents_before_it(tmp_path: Path) -> None:
+    f = tmp_path / "bomb.yaml"
+    ok = "apiVersion: v1\nkind: ConfigMap\nmetadata: {name: fine}\n"
+    f.write_text(ok + "---\n" + _bomb(9))
+    read = read_documents([str(f)])
+    assert [d.data["metadata"]["name"] for d in read.documents] == ["fine"]
+    (err,) = read.errors
+    assert "excessive aliasing" in str(err) and err.location.document == 1 and err.location.line == 5
+
+
+def test_charter_check_exits_2_on_a_bomb_instead_of_running_out_of_memory(tmp_path: Path) -> None:
+    f = tmp_path / "bomb.yaml"
+    f.write_text(_bomb(10))  # 3.8 billion nodes expanded
+    r = subprocess.run(
+        [sys.executable, "-m", "charter.cli", "check", str(f)], capture_output=True, text=True, timeout=120
+    )
+    assert r.returncode == 2, r.stderr
+    assert "excessive aliasing" in r.stdout + r.stderr and "Traceback" not in r.stderr
