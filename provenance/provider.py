@@ -33,6 +33,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from charter.engine.documents import parse_documents
+from charter.engine.errors import InputError
+
 from .trust import TrustPolicy
 from .verifier import Verification, verify_bundle
 
@@ -87,8 +90,6 @@ def attestation_from_document(data: Any, base: Path | None, source: str) -> Atte
 
 def load_attestations(paths: Iterable[str]) -> list[Attestation]:
     """Every ModelAttestation in these files or directories (other documents are ignored)."""
-    import yaml
-
     out: list[Attestation] = []
     files: list[Path] = []
     for p in map(Path, paths):
@@ -98,9 +99,9 @@ def load_attestations(paths: Iterable[str]) -> list[Attestation]:
             files.append(p)
     for f in files:
         try:
-            docs = list(yaml.safe_load_all(f.read_text(encoding="utf-8")))
-        except (OSError, yaml.YAMLError, UnicodeDecodeError):
-            continue  # the context loader reports unreadable files
+            docs = [d.data for d in parse_documents(f.read_text(encoding="utf-8"), str(f))]
+        except (OSError, InputError, UnicodeDecodeError):
+            continue  # the context loader reports unreadable files (and refuses alias bombs)
         for d in docs:
             a = attestation_from_document(d, f.parent, str(f))
             if a is not None:

@@ -34,7 +34,8 @@ import json
 from pathlib import Path
 from typing import Any, Literal
 
-import yaml
+from charter.engine.documents import parse_documents
+from charter.engine.errors import InputError
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 TRUST_API_VERSION = "charter.dev/v1alpha1"
@@ -208,11 +209,11 @@ def _model_matches(pattern: str, digest: str, uri: str) -> bool:
 def load_trust_policy(path: str | Path) -> TrustPolicy:
     p = Path(path)
     try:
-        docs = [d for d in yaml.safe_load_all(p.read_text(encoding="utf-8")) if d is not None]
+        docs = [d.data for d in parse_documents(p.read_text(encoding="utf-8"), str(p)) if d.data is not None]
     except OSError as e:
         raise TrustPolicyError(f"trust policy {p}: {e.strerror or e}") from e
-    except yaml.YAMLError as e:
-        raise TrustPolicyError(f"trust policy {p}: not YAML: {e}") from e
+    except InputError as e:
+        raise TrustPolicyError(f"trust policy {p}: not YAML: {e.message}") from e
     found = [d for d in docs if isinstance(d, dict) and d.get("kind") == "TrustPolicy"]
     if len(found) != 1:
         raise TrustPolicyError(

@@ -127,6 +127,13 @@ def test_bad_trust_policy_is_an_input_error(tmp_path: Path) -> None:
     r = _check(pod, att, bad)
     assert r.returncode == 2, r.stdout + r.stderr
     assert "trust policy" in r.stderr
+    # A YAML alias bomb is refused before anything expands it.
+    rows = ["  l0: &l0 [" + ", ".join(["x"] * 9) + "]"]
+    rows += [f"  l{i}: &l{i} [" + ", ".join([f"*l{i - 1}"] * 9) + "]" for i in range(1, 10)]
+    bad.write_text("apiVersion: charter.dev/v1alpha1\nkind: TrustPolicy\nbomb:\n" + "\n".join(rows) + "\n")
+    r = _check(pod, att, bad)
+    assert r.returncode == 2, r.stdout + r.stderr
+    assert "excessive aliasing" in r.stderr
 
 
 def test_model_verify_cli(make_trust: Callable[..., Path]) -> None:
