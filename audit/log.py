@@ -489,6 +489,7 @@ class _WriterProcess:
             ],
             pass_fds=(theirs.fileno(),),
             stdin=subprocess.DEVNULL,
+            stdout=subprocess.DEVNULL,  # the app's stdout is its own (reports, JSON); errors go to stderr
         )
         theirs.close()
         self.conn = Connection(mine.detach())
