@@ -133,11 +133,11 @@ def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult |
     n = len(validations)
     if len(values) != n + len(policy.fused_messages):
         return None
-    decisions: list[Decision] = []
+    decisions: list[Decision] = []  # the denials only: an admitted validation reports nothing
     for v, value in zip(validations, values, strict=False):  # the first n values: the validations
         if value is True:
-            decisions.append(Decision(v.index, "admit", "admit"))
-        elif value is False:
+            continue
+        if value is False:
             message = _fused_message(
                 v,
                 values[n + policy.fused_messages.index(v.index)] if v.message_expr is not None else None,
