@@ -176,3 +176,18 @@ def test_kill_9_the_writer_process_the_thread_takes_over(tmp_path: Path, keypair
     rep = verify_log(str(db), load_public_key(keypair[1]), workers=2)
     assert rep.ok, rep.failures[:5]
     assert rep.checkpoints >= 1
+
+
+def test_auto_stays_a_thread_on_one_cpu(tmp_path: Path, signing_key: Ed25519PrivateKey) -> None:
+    if not hasattr(os, "sched_setaffinity"):
+        pytest.skip("no CPU affinity on this platform")
+    cpus = os.sched_getaffinity(0)
+    os.sched_setaffinity(0, {min(cpus)})
+    try:
+        log = AuditLog(SQLiteStore(tmp_path / "one.db"), signing_key)
+        for k in range(3):
+            _burst(log, 200, 1000 * k)
+        assert log._starter is None and log._proc is None
+        log.close()
+    finally:
+        os.sched_setaffinity(0, cpus)
