@@ -162,11 +162,11 @@ class _Committer:
             rows = []
             for i, s in enumerate(batch):
                 idx = start + i
-                template, statement = s[10], s[11]
+                rid, t, cl, jur, ns, kind, name, user, op, dec, template, statement, pols, ds, ms = s
                 env = sign(key, kid, _payload(template, statement, idx))
                 lh = leaf_hash(env)
                 f.push(lh)
-                rows.append(Row(idx, *s[:10], env, lh, s[12], s[13], s[14]))
+                rows.append(Row(idx, rid, t, cl, jur, ns, kind, name, user, op, dec, env, lh, pols, ds, ms))
             tx.insert(rows)
             note = self._maybe_checkpoint(tx, f, force=False)
         self.frontier = f
