@@ -95,6 +95,13 @@ class CompiledPolicy:
     def is_vap(self) -> bool:
         return self.kind == "ValidatingAdmissionPolicy"
 
+    @property
+    def plain_binding(self) -> CompiledBinding | None:
+        """The one binding when it matches everything the policy does and takes no params."""
+        if self.param_kind is None and len(self.bindings) == 1 and self.bindings[0].match is None:
+            return self.bindings[0]
+        return None
+
 
 def referenced_variables(source: str) -> frozenset[str]:
     return frozenset(a or b for a, b in _VARIABLE_REF.findall(source))

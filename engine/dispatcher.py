@@ -22,7 +22,7 @@ from .normalize import normalize
 from .policy_exceptions import apply_exceptions
 from .request import Attributes
 from .results import Decision, Finding, PolicyOutcome
-from .validator import validate
+from .validator import ValidateResult, validate
 
 ProvenanceProvider = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -67,6 +67,52 @@ class Prepared:
     attrs: Attributes
     workload: dict[str, Any]
     base: dict[str, Any]  # the activation's inputs
+
+
+def _record(
+    outcome: PolicyOutcome,
+    policy: CompiledPolicy,
+    binding: CompiledBinding,
+    param_name: str | None,
+    result: ValidateResult,
+) -> None:
+    """One binding's (and param's) validation result, as findings and audit annotations."""
+    if not result.matched:
+        return  # a false matchCondition: the policy does not apply
+    outcome.matched = True
+    outcome.evaluations += len(policy.validations)
+    for d in result.decisions:
+        if d.evaluation == "admit":
+            continue
+        if d.direct:
+            actions: tuple[str, ...] = ("Deny",)
+        elif d.action == "deny":
+            actions = binding.actions
+        else:
+            actions = ()  # an error under failurePolicy Ignore: recorded, admits
+        v = policy.validations[d.validation] if d.validation is not None else None
+        outcome.findings.append(
+            Finding(
+                policy=policy.name,
+                binding=binding.name,
+                kind="error" if d.evaluation == "error" else "violation",
+                actions=actions,
+                message=d.message,
+                reason=d.reason or ("InternalError" if d.evaluation == "error" else "Invalid"),
+                validation=d.validation,
+                validation_name=v.name if v is not None else None,
+                field=d.field,
+                expression=d.expression,
+                param=param_name,
+            )
+        )
+    for key, value in result.audit_annotations.items():
+        prev = outcome.audit_annotations.get(key)
+        # Distinct values from several bindings/params are joined, as the apiserver does.
+        if prev is None:
+            outcome.audit_annotations[key] = value
+        elif value not in prev.split(", "):
+            outcome.audit_annotations[key] = f"{prev}, {value}"
 
 
 class Engine:
@@ -212,6 +258,10 @@ class Engine:
         if not m.matches:
             outcome.unresolved = m.unresolved
             return outcome
+        plain = policy.plain_binding
+        if plain is not None and not explain:  # a charter Policy: its own binding, no params
+            _record(outcome, policy, plain, None, validate(policy, activations.get(None)))
+            return outcome
         fail = policy.failure_policy == "Fail"
         trace: list[dict[str, Any]] | None = [] if explain else None
         for binding in policy.bindings:
@@ -257,42 +307,6 @@ class Engine:
                             "steps": result.trace,
                         }
                     )
-                if not result.matched:
-                    continue  # a false matchCondition: the policy does not apply
-                outcome.matched = True
-                outcome.evaluations += len(policy.validations)
-                param_name = _meta(param).get("name") if param else None
-                for d in result.decisions:
-                    if d.evaluation == "admit":
-                        continue
-                    if d.direct:
-                        actions: tuple[str, ...] = ("Deny",)
-                    elif d.action == "deny":
-                        actions = binding.actions
-                    else:
-                        actions = ()  # an error under failurePolicy Ignore: recorded, admits
-                    v = policy.validations[d.validation] if d.validation is not None else None
-                    outcome.findings.append(
-                        Finding(
-                            policy=policy.name,
-                            binding=binding.name,
-                            kind="error" if d.evaluation == "error" else "violation",
-                            actions=actions,
-                            message=d.message,
-                            reason=d.reason or ("InternalError" if d.evaluation == "error" else "Invalid"),
-                            validation=d.validation,
-                            validation_name=v.name if v is not None else None,
-                            field=d.field,
-                            expression=d.expression,
-                            param=param_name,
-                        )
-                    )
-                for key, value in result.audit_annotations.items():
-                    prev = outcome.audit_annotations.get(key)
-                    # Distinct values from several bindings/params are joined, as the apiserver does.
-                    if prev is None:
-                        outcome.audit_annotations[key] = value
-                    elif value not in prev.split(", "):
-                        outcome.audit_annotations[key] = f"{prev}, {value}"
+                _record(outcome, policy, binding, _meta(param).get("name") if param else None, result)
         outcome.trace = trace
         return outcome

@@ -105,6 +105,9 @@ def _audit(
             result.audit_annotations[a.key] = value.strip()[:MAX_AUDIT_ANNOTATION_VALUE_BYTES]
 
 
+_PASSED = ValidateResult()  # every validation admitted, no audit annotations: read, never written
+
+
 def _fused_message(v: CompiledValidation, value: Any) -> str:
     """_message, from the value the fused program gave the messageExpression (None: it has none)."""
     message = ""
@@ -123,7 +126,7 @@ def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult |
     """The policy decided by its one fused program, or None: take the step-by-step path."""
     assert policy.fused is not None
     values, err = policy.fused.run(activation)
-    if err is not None or not isinstance(values, list):
+    if err is not None or type(values) is not list:
         return None
     if not values:
         if not policy.match_conditions:
@@ -134,19 +137,21 @@ def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult |
     if len(values) != n + len(policy.fused_messages):
         return None
     decisions: list[Decision] = []  # the denials only: an admitted validation reports nothing
-    for v, value in zip(validations, values, strict=False):  # the first n values: the validations
+    for i in range(n):  # the first n values: the validations
+        value = values[i]
         if value is True:
             continue
-        if value is False:
-            message = _fused_message(
-                v,
-                values[n + policy.fused_messages.index(v.index)] if v.message_expr is not None else None,
-            )
-            decisions.append(
-                Decision(v.index, "deny", "deny", message, v.reason or "Invalid", v.expr.field, v.expr.source)
-            )
-        else:
+        if value is not False:
             return None  # a non-bool validation: reported with its own program
+        v = validations[i]
+        message = _fused_message(
+            v, values[n + policy.fused_messages.index(i)] if v.message_expr is not None else None
+        )
+        decisions.append(
+            Decision(i, "deny", "deny", message, v.reason or "Invalid", v.expr.field, v.expr.source)
+        )
+    if not decisions and not policy.audit_annotations:
+        return _PASSED  # nothing to report: one shared result, never modified
     result = ValidateResult(decisions=decisions)
     if policy.audit_annotations:
         _audit(policy, activation, result, None)
