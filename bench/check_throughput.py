@@ -163,6 +163,7 @@ def worker_charter_shipped(args: dict[str, Any]) -> dict[str, Any]:
     """The real `charter check` path on the shipped policies: load, parse, evaluate, end to end."""
     t0 = time.perf_counter()
     from charter.engine import offline
+    from charter.engine._internal.collector import collector_paused
     from charter.engine.documents import read_documents
 
     from charter._internal.session import load_session
@@ -179,7 +180,12 @@ def worker_charter_shipped(args: dict[str, Any]) -> dict[str, Any]:
     settle_gc()
 
     parse_corpus = args["parse_corpus"]
-    parse_s, parsed = best_of(repeat, lambda: read_documents([parse_corpus]))
+
+    def parse() -> Any:
+        with collector_paused():  # inside `charter check`, parsing runs with the collector paused too
+            return read_documents([parse_corpus])
+
+    parse_s, parsed = best_of(repeat, parse)
     n_parsed = len(parsed.documents)
     del parsed
     read = read_documents([corpus])
@@ -190,14 +196,18 @@ def worker_charter_shipped(args: dict[str, Any]) -> dict[str, Any]:
     def from_memory(paths: Any) -> Any:
         return read
 
+    def check(batch_size: int | None = None) -> Any:
+        with collector_paused():  # as `charter check` runs it
+            return offline.check_paths(session.engine(), [corpus], batch_size=batch_size)
+
     offline.read_documents = from_memory  # check_paths over documents already read
     try:
-        eval_s, run = best_of(repeat, lambda: offline.check_paths(session.engine(), [corpus]))
+        eval_s, run = best_of(repeat, check)
         # The same, one CEL activation per resource (as the webhook evaluates): what batching gains.
-        single_s, _ = best_of(repeat, lambda: offline.check_paths(session.engine(), [corpus], batch_size=1))
+        single_s, _ = best_of(repeat, lambda: check(1))
     finally:
         offline.read_documents = real_read
-    e2e_s, run2 = best_of(repeat, lambda: offline.check_paths(session.engine(), [corpus]))
+    e2e_s, run2 = best_of(repeat, check)
 
     verdicts = charter_verdicts(run2.decisions, corpus)
     counts: Counter[str] = Counter()

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import Any
 
 from charter.engine import CheckRun, check_paths
-from charter.engine._internal.collector import settle_long_lived
+from charter.engine._internal.collector import collector_paused, settle_long_lived
 from rich.console import Console
 from rich.markup import escape
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
@@ -82,9 +82,11 @@ def run_check(
             def update(done: int, total: int) -> None:
                 bar.update(task, completed=done, total=total)
 
-            run = check_paths(engine, paths, user_info=user_info, operation=operation, progress=update)
+            with collector_paused():
+                run = check_paths(engine, paths, user_info=user_info, operation=operation, progress=update)
     else:
-        run = check_paths(engine, paths, user_info=user_info, operation=operation)
+        with collector_paused():
+            run = check_paths(engine, paths, user_info=user_info, operation=operation)
     audit_problem = None
     if audit is not None:
         audit_problem = record_decisions(run, session, audit, audit_key, err)

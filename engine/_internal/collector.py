@@ -8,6 +8,8 @@ evaluates 20-28 % faster with these settings and the webhook's p99 fell from 393
 from __future__ import annotations
 
 import gc
+from collections.abc import Iterator
+from contextlib import contextmanager
 
 YOUNG_THRESHOLD = 50_000  # a resource allocates thousands of short-lived objects
 
@@ -18,3 +20,19 @@ def settle_long_lived() -> None:
     gc.collect()
     gc.freeze()
     gc.set_threshold(YOUNG_THRESHOLD, 20, 20)
+
+
+@contextmanager
+def collector_paused() -> Iterator[None]:
+    """No cyclic collection while a batch run evaluates: it allocates no cyclic garbage (measured:
+    a 10,000-manifest run left none, with the same peak RSS), yet even with the thresholds above
+    the collector cost 8-14 % of `charter check` scanning the growing set of decisions. Restored,
+    with one collection, afterwards."""
+    was_enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if was_enabled:
+            gc.enable()
+            gc.collect()
