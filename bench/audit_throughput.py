@@ -141,13 +141,18 @@ def appends(store: Store, records: int, threads: int, writer: str = "auto") -> d
     for t in ts:
         t.join()
     dt = time.perf_counter() - t0
+    return _finish(log, per * threads, dt)
+
+
+def _finish(log: AuditLog, records: int, seconds: float) -> dict[str, Any]:
+    """Close the log; the rate, group-commit batches and the writer that committed."""
     batches = log.metrics.batches
     mode = "process" if log._proc is not None else "thread"
     log.close()
     return {
-        "records": per * threads,
-        "seconds": dt,
-        "per_s": per * threads / dt,
+        "records": records,
+        "seconds": seconds,
+        "per_s": records / seconds,
         "batches": batches,
         "writer": mode,
     }
@@ -178,17 +183,7 @@ def appends_async(store: Store, records: int, tasks: int, writer: str = "auto") 
         await asyncio.gather(*(work(t) for t in range(tasks)))
         return time.perf_counter() - t0
 
-    dt = asyncio.run(run())
-    batches = log.metrics.batches
-    mode = "process" if log._proc is not None else "thread"
-    log.close()
-    return {
-        "records": per * tasks,
-        "seconds": dt,
-        "per_s": per * tasks / dt,
-        "batches": batches,
-        "writer": mode,
-    }
+    return _finish(log, per * tasks, asyncio.run(run()))
 
 
 async def warm_up(log: AuditLog, decisions: list[Decision], ctx: DecisionContext) -> None:
