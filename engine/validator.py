@@ -64,20 +64,29 @@ def _reads(policy: CompiledPolicy, names: frozenset[str], target: str) -> bool:
     return False
 
 
-def _message(policy: CompiledPolicy, activation: Any, index: int) -> str:
-    v = policy.validations[index]
+def _worded(v: CompiledValidation, value: Any) -> str:
+    """A failed validation's message from its messageExpression's value (None: none, or it erred):
+    the value if it is a usable string, else `message`, else "failed expression: <expr>"."""
     message = ""
-    if v.message_expr is not None:
-        value, err = _run(policy, v.message_expr, activation)
-        if err is None and isinstance(value, str):
-            value = value.strip()
-            if len(value.encode()) <= MAX_MESSAGE_EXPRESSION_BYTES and "\n" not in value:
-                message = value
+    if isinstance(value, str):
+        value = value.strip()
+        if len(value.encode()) <= MAX_MESSAGE_EXPRESSION_BYTES and "\n" not in value:
+            message = value
     if not message and v.message:
         message = v.message.strip()
     if not message:
         message = f"failed expression: {v.expr.source.strip()}"
     return message
+
+
+def _message(policy: CompiledPolicy, activation: Any, index: int) -> str:
+    v = policy.validations[index]
+    value = None
+    if v.message_expr is not None:
+        value, err = _run(policy, v.message_expr, activation)
+        if err is not None:
+            value = None
+    return _worded(v, value)
 
 
 def _audit(
@@ -108,20 +117,6 @@ def _audit(
 _PASSED = ValidateResult()  # every validation admitted, no audit annotations: read, never written
 
 
-def _fused_message(v: CompiledValidation, value: Any) -> str:
-    """_message, from the value the fused program gave the messageExpression (None: it has none)."""
-    message = ""
-    if isinstance(value, str):
-        value = value.strip()
-        if len(value.encode()) <= MAX_MESSAGE_EXPRESSION_BYTES and "\n" not in value:
-            message = value
-    if not message and v.message:
-        message = v.message.strip()
-    if not message:
-        message = f"failed expression: {v.expr.source.strip()}"
-    return message
-
-
 def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult | None:
     """The policy decided by its one fused program, or None: take the step-by-step path."""
     assert policy.fused is not None
@@ -144,7 +139,7 @@ def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult |
         if value is not False:
             return None  # a non-bool validation: reported with its own program
         v = validations[i]
-        message = _fused_message(
+        message = _worded(
             v, values[n + policy.fused_messages.index(i)] if v.message_expr is not None else None
         )
         decisions.append(
