@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+import signal
+import subprocess
 from datetime import UTC, datetime
 from typing import Any
 
@@ -79,3 +82,18 @@ def decision(
 
 def context(name: str = "eu-1", jurisdiction: str = "DE") -> DecisionContext:
     return DecisionContext(PSET, cluster(name, jurisdiction), "admission")
+
+
+def kill_after(p: subprocess.Popen[str], lines: int) -> list[str]:
+    """Read `lines` acknowledged record ids from a writer child's stdout, kill -9 it mid-stream,
+    and return every id it acknowledged (those read, then whatever was already in the pipe)."""
+    assert p.stdout is not None
+    returned: list[str] = []
+    for line in p.stdout:
+        returned.append(line.strip())
+        if len(returned) >= lines:
+            break
+    os.kill(p.pid, signal.SIGKILL)
+    returned.extend(x.strip() for x in p.stdout.read().splitlines() if x.strip())
+    p.wait()
+    return returned

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import signal
 import sqlite3
 import subprocess
@@ -11,6 +10,8 @@ from pathlib import Path
 
 from charter.audit.crypto import load_public_key
 from charter.audit.verify import verify_log
+
+from tests.audit.helpers import kill_after
 
 CHILD = Path(__file__).with_name("writer_child.py")
 
@@ -22,15 +23,7 @@ def test_kill_9_mid_stream(tmp_path: Path, keypair: tuple[Path, Path]) -> None:
         [sys.executable, str(CHILD), str(db), str(key), "100000", "4", "40"],
         stdout=subprocess.PIPE, text=True,
     )  # fmt: skip
-    assert p.stdout is not None
-    returned: list[str] = []
-    for line in p.stdout:
-        returned.append(line.strip())
-        if len(returned) >= 600:
-            break
-    os.kill(p.pid, signal.SIGKILL)
-    returned.extend(x.strip() for x in p.stdout.read().splitlines() if x.strip())
-    p.wait()
+    returned = kill_after(p, 600)
     assert p.returncode == -signal.SIGKILL
 
     # restart: a new writer picks up the tree where the store left it, appends, and closes cleanly

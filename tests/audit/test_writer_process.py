@@ -22,7 +22,7 @@ from charter.audit.store import SQLiteStore
 from charter.audit.verify import verify_log
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
-from tests.audit.helpers import context, decision
+from tests.audit.helpers import context, decision, kill_after
 
 CHILD = Path(__file__).with_name("writer_child.py")
 
@@ -139,15 +139,7 @@ def test_kill_9_the_app_process_its_writer_process_exits(tmp_path: Path, keypair
     db = tmp_path / "audit.db"
     p, wpid = _start(db, keypair[0], "process", 100_000)
     assert wpid > 0
-    assert p.stdout is not None
-    returned = []
-    for line in p.stdout:
-        returned.append(line.strip())
-        if len(returned) >= 600:
-            break
-    os.kill(p.pid, signal.SIGKILL)
-    returned.extend(x.strip() for x in p.stdout.read().splitlines() if x.strip())
-    p.wait()
+    returned = kill_after(p, 600)
     assert _gone(wpid), "the writer process outlived its parent"
     missing = [x for x in returned if x not in _stored(db)]
     assert not missing, f"{len(missing)} acknowledged records lost"
