@@ -85,9 +85,10 @@ class CompiledPolicy:
     description: str = ""
     remediation: str = ""
     bindings: list[CompiledBinding] = field(default_factory=list)
-    # The match conditions, validations and the messages of failed validations in one program:
-    # `[]` when a match condition is false, else the validations' values followed by the values
-    # of `fused_messages` (an error or non-bool anywhere: the step-by-step path decides).
+    # The match conditions, validations, the messages of failed validations and the audit
+    # annotations in one program: `[]` when a match condition is false, else the validations'
+    # values, then the values of `fused_messages`, then one value per audit annotation (an
+    # error or unexpected type anywhere: the step-by-step path decides).
     fused: Program | None = None
     fused_messages: tuple[int, ...] = ()  # indexes of the validations with a messageExpression
 
@@ -261,7 +262,8 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
 
 
 def _fuse(spec: PolicySpecBase, variables: dict[str, str]) -> tuple[Program | None, tuple[int, ...]]:
-    """One program for a policy's match conditions, validations and messageExpressions.
+    """One program for a policy's match conditions, validations, messageExpressions and
+    audit annotations' valueExpressions.
 
     Shared variables are then computed once per policy and resource instead of once per
     match condition, combined validation and message. It is only a fast path: any error
@@ -278,9 +280,12 @@ def _fuse(spec: PolicySpecBase, variables: dict[str, str]) -> tuple[Program | No
         return None, ()
     n = len(spec.validations)
     messages = tuple(i for i, v in enumerate(spec.validations) if v.message_expression)
-    items = [f"__charter_r{i}" for i in range(n)] + [
-        f"dyn(__charter_r{i} ? '' : __charter_m{i})" for i in messages
-    ]
+    annotations = spec.audit_annotations
+    items = (
+        [f"__charter_r{i}" for i in range(n)]
+        + [f"dyn(__charter_r{i} ? '' : __charter_m{i})" for i in messages]
+        + [f"dyn(__charter_a{k})" for k in range(len(annotations))]
+    )
     body = "[" + ", ".join(items) + "]"
     for j in reversed(range(len(spec.match_conditions))):
         body = f"(__charter_c{j} ? {body} : [])"
@@ -288,6 +293,7 @@ def _fuse(spec: PolicySpecBase, variables: dict[str, str]) -> tuple[Program | No
         [(f"__charter_c{j}", mc.expression) for j, mc in enumerate(spec.match_conditions)]
         + [(f"__charter_r{i}", v.expression) for i, v in enumerate(spec.validations)]
         + [(f"__charter_m{i}", spec.validations[i].message_expression or "") for i in messages]
+        + [(f"__charter_a{k}", a.value_expression) for k, a in enumerate(annotations)]
     )
     for name, source in reversed(fragments):  # a newline ends each: `//` comments stay inside
         body = f"cel.bind({name}, ({source}\n), {body})"

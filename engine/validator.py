@@ -129,7 +129,8 @@ def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult |
         return ValidateResult(matched=False)  # a false match condition: the policy does not apply
     validations = policy.validations
     n = len(validations)
-    if len(values) != n + len(policy.fused_messages):
+    first_annotation = n + len(policy.fused_messages)
+    if len(values) != first_annotation + len(policy.audit_annotations):
         return None
     decisions: list[Decision] = []  # the denials only: an admitted validation reports nothing
     for i in range(n):  # the first n values: the validations
@@ -148,8 +149,13 @@ def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult |
     if not decisions and not policy.audit_annotations:
         return _PASSED  # nothing to report: one shared result, never modified
     result = ValidateResult(decisions=decisions)
-    if policy.audit_annotations:
-        _audit(policy, activation, result, None)
+    for a, value in zip(policy.audit_annotations, values[first_annotation:], strict=True):
+        if type(value) is str:
+            value = value.strip()
+            if value:
+                result.audit_annotations[a.key] = value[:MAX_AUDIT_ANNOTATION_VALUE_BYTES]
+        elif value is not None:
+            return None  # an unsupported type: the step-by-step path words the error
     return result
 
 

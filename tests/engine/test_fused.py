@@ -49,6 +49,28 @@ spec:
   auditAnnotations:
     - key: team
       valueExpression: "'team=' + variables.team"
+    - key: absent
+      valueExpression: "variables.team == 'ok' ? dyn(null) : dyn('  padded  ')"
+    - key: blank
+      valueExpression: "variables.team == 'nomsg' ? '   ' : 'b'"
+    - key: typed
+      valueExpression: "variables.team == 'static' ? dyn(3) : dyn('three')"
+    - key: erring
+      valueExpression: "variables.team == 'msgerr' ? string(object.spec.missing) : 'fine'"
+---
+apiVersion: charter.dev/v1alpha1
+kind: Policy
+metadata: {name: annotation-error-ignored}
+spec:
+  validationActions: [Audit]
+  failurePolicy: Ignore
+  validations:
+    - expression: "true"
+  auditAnnotations:
+    - key: replicas
+      valueExpression: "'r=' + string(object.spec.replicas)"
+    - key: kind
+      valueExpression: "object.kind"
 ---
 apiVersion: charter.dev/v1alpha1
 kind: Policy
@@ -151,7 +173,9 @@ def test_messages_as_the_apiserver_words_them(make_engine: Callable[..., Engine]
 
     def messages(team: str) -> list[str]:
         return [
-            f.message for f in evaluate(engine, _manifest(team)).findings() if f.policy == "mc-and-messages"
+            f.message
+            for f in evaluate(engine, _manifest(team)).findings()
+            if f.policy == "mc-and-messages" and f.validation is not None
         ]
 
     assert messages("bad") == ["team bad is bad"]
@@ -161,6 +185,37 @@ def test_messages_as_the_apiserver_words_them(make_engine: Callable[..., Engine]
     assert messages("static") == ["static message"]
     assert messages("msgerr") == ["message used when the expression fails"]
     assert messages("skip") == []
+
+
+def test_audit_annotations_as_the_apiserver_keeps_them(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(POLICIES)
+
+    def outcome(team: str, policy: str = "mc-and-messages") -> Any:
+        return next(o for o in evaluate(engine, _manifest(team)).outcomes if o.policy == policy)
+
+    # null and blank values are left out, values are trimmed
+    assert outcome("ok").audit_annotations == {
+        "team": "team=ok",
+        "blank": "b",
+        "typed": "three",
+        "erring": "fine",
+    }
+    assert outcome("nomsg").audit_annotations["absent"] == "padded"
+    assert "blank" not in outcome("nomsg").audit_annotations
+    # a value that is neither string nor null is an error, under the policy's failurePolicy (Fail)
+    typed = [f for f in outcome("static").findings if f.validation is None]
+    assert [f.message for f in typed] == [
+        "valueExpression 'variables.team == 'static' ? dyn(3) : dyn('three')' resulted in unsupported "
+        "return type: int. Return type must be either string or null."
+    ]
+    erring = [f for f in outcome("msgerr").findings if f.validation is None]
+    assert len(erring) == 1 and "missing" in erring[0].message and erring[0].kind == "error"
+    # under Ignore an erring annotation is left out and the others are kept
+    ignored = next(
+        o for o in evaluate(engine, _manifest("ok", None)).outcomes if o.policy == "annotation-error-ignored"
+    )
+    assert ignored.audit_annotations == {"kind": "Deployment"}
+    assert ignored.findings == []
 
 
 STALE_SLOT = """
