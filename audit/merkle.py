@@ -62,11 +62,28 @@ class Tree:
     """A tree over fixed leaf hashes with every level kept (2n hashes), so that any subtree hash
     and therefore any inclusion or consistency proof costs O(log n)."""
 
-    def __init__(self, leaves: Sequence[bytes]) -> None:
-        self.levels: list[list[bytes]] = [list(leaves)]
-        while len(self.levels[-1]) > 1:
-            lv = self.levels[-1]
-            self.levels.append([node_hash(lv[i], lv[i + 1]) for i in range(0, len(lv) - 1, 2)])
+    def __init__(self, leaves: Iterable[bytes] = ()) -> None:
+        self.levels: list[list[bytes]] = [[]]
+        self.extend(leaves)
+
+    def extend(self, leaves: Iterable[bytes]) -> None:
+        """Append leaves, hashing every node they complete (each node is hashed once, however
+        the leaves arrive): level k+1 always holds len(level k) // 2 nodes."""
+        self.levels[0].extend(leaves)
+        k = 0
+        while len(self.levels[k]) > 1:
+            below = self.levels[k]
+            if k + 1 == len(self.levels):
+                self.levels.append([])
+            above = self.levels[k + 1]
+            sha256 = hashlib.sha256
+            above.extend(
+                [
+                    sha256(b"\x01" + below[i] + below[i + 1]).digest()
+                    for i in range(2 * len(above), len(below) - 1, 2)
+                ]
+            )
+            k += 1
 
     def __len__(self) -> int:
         return len(self.levels[0])

@@ -238,6 +238,11 @@ class Store:
                     yield int(i), bytes(env), bytes(lh)
                 start += chunk
 
+    def scan_rows(self, lo: int, hi: int) -> Iterator[tuple[int, bytes, bytes]]:
+        """(idx, envelope, stored leaf hash) for lo <= idx < hi, in order: what verification reads,
+        record after record, once. A generic store reads it in chunks; SQLite streams it."""
+        return self.iter_rows(lo, hi)
+
     def leaf_hashes(self, hi: int) -> list[bytes]:
         return [
             bytes(r[0]) for r in self.fetch("SELECT leaf_hash FROM records WHERE idx < ? ORDER BY idx", (hi,))
@@ -282,6 +287,24 @@ class SQLiteStore(Store):
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"{self.path}: {e}") from e
         return conn
+
+    # Verification reads each record once, in order: through a memory map (no read() call and no
+    # copy into SQLite's page cache per page; ~2 us less per record), streamed from one statement
+    # (no list of the whole range held). The map is of the file's first bytes, up to this size;
+    # pages past it are read as usual. File-backed and clean: it costs address space, not memory.
+    scan_mmap = 1 << 30
+
+    def scan_rows(self, lo: int, hi: int) -> Iterator[tuple[int, bytes, bytes]]:
+        with self.reader() as conn:
+            try:
+                conn.execute(f"PRAGMA mmap_size={int(self.scan_mmap)}")
+                cur = conn.execute(
+                    "SELECT idx, envelope, leaf_hash FROM records WHERE idx >= ? AND idx < ? ORDER BY idx",
+                    (lo, hi),
+                )
+                yield from cur
+            except sqlite3.Error as e:
+                raise StoreError(f"{self.path}: {e}") from e
 
     @contextmanager
     def transaction(self) -> Iterator[Tx]:

@@ -1,22 +1,24 @@
 """Offline verification of a whole log: every signature, every index, the tree, every checkpoint.
 
-Records are verified by a process pool (forked where the platform allows; each worker reads its
-own contiguous range straight from the store and checks charter's own envelope layout by slicing
-bytes, falling back to full JSON parsing for anything else), so verification uses every core.
-Checkpoint signatures are checked first; the parent then recomputes the tree from the leaf hashes
-as ranges arrive, in order, taking each checkpoint's root while the workers still verify, and
-finally checks successive checkpoints for consistency.
+Records are verified by a process pool (forked where the platform allows), so verification uses
+every core: each worker streams its own contiguous ranges straight from the store (guided: large
+ranges first, small ones last so the workers finish together), checks charter's own envelope
+layout by slicing bytes (falling back to full JSON parsing for anything else) and sends back only
+the leaf hashes and the failures. While the workers verify, the parent checks the checkpoints'
+signatures and grows the tree (every level kept) from the leaf hashes in index order; each
+checkpoint's root and the consistency of successive checkpoints are then read from that tree.
 """
 
 from __future__ import annotations
 
 import binascii
+import contextlib
 import hashlib
 import itertools
 import json
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import ProcessPoolExecutor
 from dataclasses import dataclass, field
 
@@ -34,9 +36,9 @@ from .crypto import (
     split_note,
     verify_envelope,
 )
-from .merkle import Frontier, Tree, verify_consistency
+from .merkle import Tree, verify_consistency
 from .record import PREDICATE_TYPE, STATEMENT_TYPE
-from .store import open_store
+from .store import Store, open_store
 
 
 @dataclass(frozen=True, slots=True)
@@ -110,7 +112,9 @@ def _signed_index(payload: bytes) -> int | None:
     k = payload.find(_KEY)
     if k < _BEFORE_KEY or payload.find(_KEY, k + len(_KEY)) >= 0:  # absent, or not exactly once
         return None
-    if not payload.startswith(_PREFIX) or _PTYPE not in payload:
+    # predicateType comes after the predicate, just before the short subject list: searched from
+    # the end (the same answer as `_PTYPE in payload`, without scanning the predicate)
+    if not payload.startswith(_PREFIX) or payload.rfind(_PTYPE) < 0:
         return None
     m = _INDEX.match(payload, k - _BEFORE_KEY)  # the one place a match can start
     return int(m.group(1)) if m else None
@@ -134,22 +138,26 @@ def check_record_fast(
 ) -> Failure | None:
     """`check_record` for charter's own envelope layout without parsing JSON; the same verdicts
     (the tests compare both on every tampering). The payload bytes verified are the stored ones."""
-    mid = envelope.find(_ENV_MID, len(_ENV_HEAD))
-    cut = envelope.find(_ENV_SIG, mid + len(_ENV_MID))
+    # Found from the end: the signature (88 characters) and keyid (64) are short, the payload
+    # long. A payload that held these bytes is not strict base64 and goes to the full check.
+    cut = envelope.rfind(_ENV_SIG)
+    mid = envelope.rfind(_ENV_MID, 0, cut)
     if (
-        mid < 0
-        or cut < 0
+        mid < len(_ENV_HEAD)
         or cut + len(_ENV_SIG) > len(envelope) - len(_ENV_TAIL)
         or not envelope.startswith(_ENV_HEAD)
         or not envelope.endswith(_ENV_TAIL)
         or envelope[mid + len(_ENV_MID) : cut] not in ids
     ):
         return check_record(index, envelope, pub, frozenset(i.decode() for i in ids))
+    view = memoryview(envelope)  # base64 decoded in place, no copy of the slice
     try:
-        payload = binascii.a2b_base64(envelope[len(_ENV_HEAD) : mid], strict_mode=True)
-        sig = binascii.a2b_base64(envelope[cut + len(_ENV_SIG) : -len(_ENV_TAIL)], strict_mode=True)
+        payload = binascii.a2b_base64(view[len(_ENV_HEAD) : mid], strict_mode=True)
+        sig = binascii.a2b_base64(view[cut + len(_ENV_SIG) : -len(_ENV_TAIL)], strict_mode=True)
     except binascii.Error:
         return check_record(index, envelope, pub, frozenset(i.decode() for i in ids))
+    finally:
+        view.release()
     try:
         pub.verify(sig, b"%b%d %b" % (_PAE_PREFIX, len(payload), payload))
     except (InvalidSignature, ValueError):
@@ -171,22 +179,45 @@ def _verify_range(
 
     pub = Ed25519PublicKey.from_public_bytes(pub_raw)
     store = _open(url)
-    idxs: list[int] = []
-    hashes: list[bytes] = []
+    idxs: list[int] | None = None  # kept from the first gap on
+    hashes = bytearray()
     failures: list[Failure] = []
     ids = frozenset(i.encode() for i in key_ids(pub))
-    sha256 = hashlib.sha256
-    for i, env, stored in store.iter_rows(lo, hi, chunk=hi - lo):
-        lh = sha256(b"\x00" + env).digest()
-        idxs.append(i)
-        hashes.append(lh)
-        f = check_record_fast(i, env, pub, ids)
+    leaf0 = hashlib.sha256(b"\x00")
+    check = check_record_fast
+    for n, (i, env, stored) in enumerate(store.scan_rows(lo, hi)):
+        if type(env) is not bytes:
+            env = bytes(env)
+        h = leaf0.copy()
+        h.update(env)
+        lh = h.digest()
+        if idxs is not None:
+            idxs.append(int(i))
+        elif i != lo + n:  # the first gap: from here on every index is kept
+            idxs = [*range(lo, lo + n), int(i)]
+        hashes += lh
+        f = check(i, env, pub, ids)
         if f is not None:
             failures.append(f)
         elif stored != lh:
             failures.append(Failure(i, "leaf-hash", "stored leaf hash does not match the envelope"))
-    contiguous = not idxs or (idxs[0] == lo and idxs[-1] == lo + len(idxs) - 1)
-    return lo, None if contiguous else idxs, b"".join(hashes), failures
+    return lo, idxs, bytes(hashes), failures
+
+
+def _ranges(size: int, workers: int, chunk: int | None) -> list[tuple[int, int]]:
+    """The ranges the workers take, in order. A fixed `chunk`, or guided: each range a share of
+    what is left (large first: few round trips; small last: the workers finish together)."""
+    out: list[tuple[int, int]] = []
+    lo = 0
+    while lo < size:
+        step = chunk or max(_MIN_RANGE, min(_MAX_RANGE, -(-(size - lo) // (2 * workers))))
+        out.append((lo, min(size, lo + step)))
+        lo += step
+    return out
+
+
+_MIN_RANGE = 500  # ~60 ms of one worker: the longest a worker can wait for the other at the end
+_MAX_RANGE = 50_000
 
 
 def verify_log(
@@ -203,83 +234,28 @@ def verify_log(
     meta = store.meta()
     origin = origin or meta.get("origin", "")
     max_idx = store.size()
-    rep.records = store.count()
     n = workers if workers is not None else (os.cpu_count() or 1)
-    if chunk is None:  # a few ranges per worker (balance), none so large that results pile up
-        chunk = max(1000, min(50_000, -(-max_idx // (4 * n))))
-    ranges = [(lo, min(max_idx, lo + chunk)) for lo in range(0, max_idx, chunk)]
+    ranges = _ranges(max_idx, n, chunk)
     pub_raw = raw_public(pub)
 
-    # Checkpoints first (their signatures, sizes): the tree is then recomputed, and each
-    # checkpoint's root taken, while the workers still verify records.
-    cps = store.checkpoints()
-    rep.checkpoints = len(cps)
-    notes = [(s, n_, "stored") for s, n_ in cps] + [(None, n_, "published") for n_ in published]
-    parsed: list[tuple[int, bytes, str]] = []
-    for size_col, note, where in notes:
-        try:
-            cp = open_checkpoint(note, origin, pub)
-        except NoteError as e:
-            s = size_col if size_col is not None else _size_of(note)
-            rep.failures.append(
-                Failure(max(s - 1, 0), "checkpoint-signature", f"{where} checkpoint at size {s}: {e}")
-            )
-            continue
-        if size_col is not None and cp.size != size_col:
-            rep.failures.append(
-                Failure(
-                    max(size_col - 1, 0), "checkpoint-size", f"row for size {size_col} holds size {cp.size}"
-                )
-            )
-            continue
-        parsed.append((cp.size, cp.root, where))
-    needed = {size for size, _, _ in parsed}
-    roots: dict[int, bytes] = {}
-    if 0 in needed:
-        roots[0] = Frontier().root()
+    results: Iterator[tuple[int, list[int] | None, bytes, list[Failure]]]
+    with contextlib.ExitStack() as stack:
+        if n > 1 and len(ranges) > 1:
+            # The workers start on the records at once; the parent checks the checkpoints meanwhile.
+            import multiprocessing as mp
 
-    leaves: list[bytes] = []
-    broken = False
-    f = Frontier()
-
-    def grow(hashes: list[bytes]) -> None:
-        for h in hashes:
-            leaves.append(h)
-            f.push(h)
-            if f.size in needed:
-                roots[f.size] = f.root()
-
-    def take(result: tuple[int, list[int] | None, bytes, list[Failure]]) -> None:
-        nonlocal broken
-        lo, idxs, joined, failures = result
-        rep.failures.extend(failures)
-        if broken:
-            return
-        hashes = [joined[k : k + 32] for k in range(0, len(joined), 32)]
-        if idxs is None and lo == len(leaves):
-            grow(hashes)
-            return
-        for k, i in enumerate(idxs if idxs is not None else range(lo, lo + len(hashes))):
-            if i != len(leaves):
-                rep.failures.append(
-                    Failure(len(leaves), "missing", f"no record at index {len(leaves)} (next is {i})")
-                )
-                broken = True  # the tree is only meaningful before the gap
-                return
-            grow([hashes[k]])
-
-    if n > 1 and len(ranges) > 1:
-        import multiprocessing as mp
-
-        ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-        args = zip(*[(url, pub_raw, lo, hi) for lo, hi in ranges], strict=True)
-        with ProcessPoolExecutor(max_workers=min(n, len(ranges)), mp_context=ctx) as ex:
-            for result in ex.map(_verify_range, *args):
-                take(result)
-    else:
-        for lo, hi in ranges:
-            take(_verify_range(url, pub_raw, lo, hi))
+            ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
+            ex = stack.enter_context(ProcessPoolExecutor(max_workers=min(n, len(ranges)), mp_context=ctx))
+            args = zip(*[(url, pub_raw, lo, hi) for lo, hi in ranges], strict=True)
+            results = ex.map(_verify_range, *args)
+        else:
+            results = (_verify_range(url, pub_raw, lo, hi) for lo, hi in ranges)
+        rep.records = store.count()
+        needed, parsed = _checkpoints(store, origin, pub, published, rep)
+        tree, broken = _recompute(results, rep)
+    leaves = tree.levels[0]
     rep.tree_size = len(leaves)
+    roots = {size: tree.root(size) for size in needed if size <= len(leaves)}
 
     for size in sorted(needed):
         if size > len(leaves):
@@ -304,17 +280,72 @@ def verify_log(
                 )
             )
     good = sorted({s for s, r, _ in parsed if roots.get(s) == r})
-    tree: Tree | None = None
     for a, b in itertools.pairwise(good):
         # Implied by both roots matching the recomputed tree; proven explicitly all the same
-        # (O(log n) per pair with the tree's levels kept).
-        tree = tree or Tree(leaves)
+        # (O(log n) per pair: the tree keeps every level).
         proof = tree.consistency_proof(a, b)
         if not verify_consistency(a, b, roots[a], roots[b], proof):  # pragma: no cover
             rep.failures.append(Failure(a, "consistency", f"checkpoints {a} and {b} are not consistent"))
     if leaves:
-        rep.root = f.root()
+        rep.root = tree.root()
     return rep
+
+
+def _checkpoints(
+    store: Store, origin: str, pub: Ed25519PublicKey, published: Sequence[str], rep: Report
+) -> tuple[set[int], list[tuple[int, bytes, str]]]:
+    """Every stored and published checkpoint's signature and size: the sizes whose roots the
+    recomputed tree must give, and (size, signed root, where) for each good one."""
+    cps = store.checkpoints()
+    rep.checkpoints = len(cps)
+    notes = [(s, n_, "stored") for s, n_ in cps] + [(None, n_, "published") for n_ in published]
+    parsed: list[tuple[int, bytes, str]] = []
+    for size_col, note, where in notes:
+        try:
+            cp = open_checkpoint(note, origin, pub)
+        except NoteError as e:
+            s = size_col if size_col is not None else _size_of(note)
+            rep.failures.append(
+                Failure(max(s - 1, 0), "checkpoint-signature", f"{where} checkpoint at size {s}: {e}")
+            )
+            continue
+        if size_col is not None and cp.size != size_col:
+            rep.failures.append(
+                Failure(
+                    max(size_col - 1, 0), "checkpoint-size", f"row for size {size_col} holds size {cp.size}"
+                )
+            )
+            continue
+        parsed.append((cp.size, cp.root, where))
+    return {size for size, _, _ in parsed}, parsed
+
+
+def _recompute(
+    results: Iterable[tuple[int, list[int] | None, bytes, list[Failure]]], rep: Report
+) -> tuple[Tree, bool]:
+    """The tree over the leaf hashes, taken in index order as the ranges come back, up to the first
+    gap (a `missing` failure; the tree is only meaningful before it); whether there was one."""
+    tree = Tree()
+    leaves = tree.levels[0]
+    broken = False
+    for lo, idxs, joined, failures in results:
+        rep.failures.extend(failures)
+        if broken:
+            continue
+        hashes = [joined[k : k + 32] for k in range(0, len(joined), 32)]
+        if idxs is None and lo == len(leaves):
+            tree.extend(hashes)
+            continue
+        good = 0
+        for k, i in enumerate(idxs if idxs is not None else range(lo, lo + len(hashes))):
+            if i != len(leaves) + k:
+                at = len(leaves) + k
+                rep.failures.append(Failure(at, "missing", f"no record at index {at} (next is {i})"))
+                broken = True
+                break
+            good = k + 1
+        tree.extend(hashes[:good])
+    return tree, broken
 
 
 def _size_of(note: str) -> int:

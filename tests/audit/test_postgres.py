@@ -56,8 +56,12 @@ def test_postgres_tamper_detected(
             log.append(decision(i), context())
     with psycopg.connect(pg_db) as c:
         c.execute("DELETE FROM records WHERE idx = 11")
-    rep = verify_log(pg_db, load_public_key(keypair[1]), workers=1)
-    assert rep.first is not None and (rep.first.index, rep.first.kind) == (11, "missing")
+    for workers, chunk in ((1, None), (2, 4), (2, None)):  # in one process, and workers reading ranges
+        rep = verify_log(pg_db, load_public_key(keypair[1]), workers=workers, chunk=chunk)
+        assert rep.first is not None and (rep.first.index, rep.first.kind) == (11, "missing")
+        assert rep.tree_size == 11
+    store = PostgresStore(pg_db)
+    assert list(store.scan_rows(3, 15)) == list(store.iter_rows(3, 15, chunk=5))
 
 
 def test_unreachable_postgres_is_unavailable(signing_key: Ed25519PrivateKey, postgres_url: str) -> None:

@@ -34,11 +34,17 @@ def log_db(tmp_path: Path, keypair: tuple[Path, Path], signing_key: Ed25519Priva
 
 
 def _first(db: Path, pub: Path, **kw: object) -> tuple[int, str]:
-    rep = verify_log(str(db), load_public_key(pub), workers=1, **kw)  # type: ignore[arg-type]
-    assert not rep.ok
-    f = rep.first
-    assert f is not None
-    return f.index, f.kind
+    """The first bad index and its kind, the same in one process and with two worker processes
+    each reading its own ranges (of 7 records, so a tampering lands inside or across ranges)."""
+    firsts = []
+    for workers, chunk in ((1, None), (2, 7), (2, None)):
+        rep = verify_log(str(db), load_public_key(pub), workers=workers, chunk=chunk, **kw)  # type: ignore[arg-type]
+        assert not rep.ok
+        f = rep.first
+        assert f is not None
+        firsts.append((f.index, f.kind, sorted((x.index, x.kind) for x in rep.failures)))
+    assert firsts[1] == firsts[0] and firsts[2] == firsts[0]
+    return firsts[0][0], firsts[0][1]
 
 
 def _sql(db: Path, *stmts: tuple[str, tuple[object, ...]]) -> None:
