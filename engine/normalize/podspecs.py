@@ -54,6 +54,7 @@ class Template:
     ray_num_gpus: Any = None  # rayStartParams["num-gpus"], raw
     ray_params_path: str = ""
     meta_path: str = ""  # where the template's labels and annotations are, for problem paths
+    patches: list[dict[str, Any]] = field(default_factory=list)  # pod specs the object lays over it
 
     def view(self, ctx: Ctx) -> dict[str, Any]:
         p = self.path
@@ -75,6 +76,7 @@ class Template:
             "labels": self.labels,
             "annotations": self.annotations,
             "spec": spec,
+            "patches": self.patches,
         }
 
 
@@ -418,6 +420,47 @@ def _trainjob(spec: dict[str, Any], extras: Extras, ctx: Ctx) -> Template | None
         "resources": trainer.get("resourcesPerNode"),
     }
     t = Template(path="spec.trainer", role="trainer", replicas=n, spec=trainer, labels={}, annotations={})
+    t.patches = _trainjob_patches(spec, ctx)
     if trainer.get("image") is not None or trainer.get("resourcesPerNode") is not None:
         t.containers.append((container, "spec.trainer", "container", "node"))
     return t
+
+
+def _trainjob_patches(spec: dict[str, Any], ctx: Ctx) -> list[dict[str, Any]]:
+    """The pod specs a TrainJob lays over its runtime's pods (ServiceAccount, tolerations, ...).
+
+    Kubeflow Trainer's `spec.runtimePatches[].trainingRuntimeSpec.template.spec.replicatedJobs[]
+    .template.spec.template.spec`, and the older APIs' `spec.podTemplateOverrides[].spec` and
+    `spec.podSpecOverrides[]`; each as written, in that order.
+    """
+    out: list[dict[str, Any]] = []
+
+    def add(v: Any, path: str) -> None:
+        if isinstance(v, dict):
+            out.append(v)
+        elif v is not None:
+            ctx.problem(path, f"pod spec patch: expected a map, got {type_name(v)}")
+
+    for i, patch in enumerate(get_list(spec, "runtimePatches", "spec", ctx)):
+        pp = at("spec.runtimePatches", i)
+        if not isinstance(patch, dict):
+            add(patch, pp)
+            continue
+        jobs_path = f"{pp}.trainingRuntimeSpec.template.spec"
+        body: Any = patch
+        for key in ("trainingRuntimeSpec", "template", "spec"):
+            body = body.get(key) if isinstance(body, dict) else None
+        jobs = body.get("replicatedJobs") if isinstance(body, dict) else None
+        if jobs is not None and not isinstance(jobs, list):
+            ctx.problem(join(jobs_path, "replicatedJobs"), f"expected a list, got {type_name(jobs)}")
+            jobs = None
+        for j, job in enumerate(jobs or []):
+            pod: Any = job
+            for key in ("template", "spec", "template", "spec"):
+                pod = pod.get(key) if isinstance(pod, dict) else None
+            add(pod, at(join(jobs_path, "replicatedJobs"), j) + ".template.spec.template.spec")
+    for i, o in enumerate(get_list(spec, "podTemplateOverrides", "spec", ctx)):
+        add(o.get("spec") if isinstance(o, dict) else o, at("spec.podTemplateOverrides", i) + ".spec")
+    for i, o in enumerate(get_list(spec, "podSpecOverrides", "spec", ctx)):
+        add(o, at("spec.podSpecOverrides", i))
+    return out

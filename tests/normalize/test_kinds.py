@@ -145,6 +145,35 @@ def test_trainjob() -> None:
     assert w["datasets"] == [{"id": "s3://b/d", "uri": "s3://b/d", "source": "storageUri", "scheme": "s3"}]
 
 
+def test_trainjob_runtime_patches_are_the_trainer_templates_patches() -> None:
+    sa = {"serviceAccountName": "trainer-sa"}
+    tol = {"tolerations": [{"key": "nvidia.com/gpu", "operator": "Exists"}]}
+    spec = {
+        "runtimeRef": {"name": "torch"},
+        "trainer": {"numNodes": 1},
+        "runtimePatches": [
+            {"manager": "me", "trainingRuntimeSpec": {"template": {"spec": {"replicatedJobs": [
+                {"name": "node", "template": {"spec": {"template": {"spec": sa}}}},
+                {"name": "init"},  # no pod spec: nothing to lay over
+                {"name": "bad", "template": {"spec": {"template": {"spec": "oops"}}}},
+            ]}}}},
+            "not-a-patch",
+        ],
+        "podTemplateOverrides": [{"targetJobs": [{"name": "node"}], "spec": tol}],
+        "podSpecOverrides": [{"automountServiceAccountToken": False}],
+    }  # fmt: skip
+    w = normalize(obj("TrainJob", spec, "trainer.kubeflow.org/v1alpha1"))
+    (t,) = w["podTemplates"]
+    assert t["patches"] == [sa, tol, {"automountServiceAccountToken": False}]
+    assert t["serviceAccountName"] == "" and t["tolerations"] == []  # the template's own fields stay its own
+    assert sorted(p["path"] for p in w["problems"]) == [
+        "spec.runtimePatches[0].trainingRuntimeSpec.template.spec.replicatedJobs[2].template.spec.template.spec",
+        "spec.runtimePatches[1]",
+    ]
+    # other kinds have no patches
+    assert normalize(obj("Pod", pod_spec()))["podTemplates"][0]["patches"] == []
+
+
 def test_trainjob_without_trainer_uses_runtime() -> None:
     w = normalize(obj("TrainJob", {"runtimeRef": {"name": "torch"}}))
     assert w["podTemplates"] == [] and w["runtimeRef"]["name"] == "torch" and w["problems"] == []
