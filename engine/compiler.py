@@ -9,6 +9,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
+from ._internal.cel.env import CONTEXT_CONSTANTS
 from ._internal.cel.program import CelCompileError, Program, compile_expression
 from .errors import CompileError, Location
 from .models import (
@@ -28,6 +29,15 @@ from .models import (
 _VARIABLE_REF = re.compile(
     r"\bvariables\s*(?:\.\s*([A-Za-z_][A-Za-z0-9_]*)|\[\s*['\"]([A-Za-z_][A-Za-z0-9_]*)['\"]\s*\])"
 )
+
+# Inputs that differ per resource or per param: a variable reading none of them (only `cluster`,
+# `catalog` and such variables) has one value per engine context.
+_PER_RESOURCE_INPUT = re.compile(
+    r"\b(?:object|oldObject|request|params|namespaceObject|workload|provenance|__charter_\w*)\b"
+)
+# Worth computing once per context instead of per resource: it iterates or sorts, not a lookup.
+_COMPUTES = re.compile(r"\.\s*(?:filter|map|exists|all|exists_one|sort|sortBy|distinct|join)\s*\(")
+_constant_keys: dict[str, str] = {}  # a context constant's program text -> its key in CONTEXT_CONSTANTS
 
 # What each kind of expression must evaluate to (DYN is checked at run time).
 _BOOL = ("BOOL", "DYN")
@@ -91,6 +101,12 @@ class CompiledPolicy:
     # error or unexpected type anywhere: the step-by-step path decides).
     fused: Program | None = None
     fused_messages: tuple[int, ...] = ()  # indexes of the validations with a messageExpression
+    fused_annotations: bool = True  # False: the audit annotations are evaluated on their own
+    # Variables that read only the context (cluster, catalog) and do real work (filter, sort, ...):
+    # (key, program). An engine computes them once for its context; `fused_constants` is `fused`
+    # reading them from CONTEXT_CONSTANTS[key], for engines where every one of them evaluated.
+    constants: tuple[tuple[str, Program], ...] = ()
+    fused_constants: Program | None = None
 
     @property
     def is_vap(self) -> bool:
@@ -116,7 +132,7 @@ def _rename(source: str, names: set[str]) -> str:
     return _VARIABLE_REF.sub(sub, source)
 
 
-def _inline_variables(source: str, variables: dict[str, str]) -> str:
+def _inline_variables(source: str, variables: dict[str, str], constants: dict[str, str] | None = None) -> str:
     """Bind the variables `source` reads with cel.bind, in declaration order.
 
     cel-expr-python converts every input of a fresh activation (~0.5 ms for a large
@@ -124,20 +140,43 @@ def _inline_variables(source: str, variables: dict[str, str]) -> str:
     therefore evaluated in place rather than carried in a per-policy `variables`
     map. cel-cpp binds lazily, so an unread or short-circuited variable never fails
     the expression, as in the apiserver; optional-typed variables keep their type.
+    `constants` (variable name -> key) are bound to their value computed for the context.
     """
+    constants = constants or {}
     needed: set[str] = set()
     todo = [n for n in referenced_variables(source) if n in variables]
     while todo:
         n = todo.pop()
         if n not in needed:
             needed.add(n)
-            todo.extend(r for r in referenced_variables(variables[n]) if r in variables)
+            if n not in constants:
+                todo.extend(r for r in referenced_variables(variables[n]) if r in variables)
     if not needed:
         return source
     body = _rename(source, needed)
     for name in reversed([n for n in variables if n in needed]):
-        body = f"cel.bind(__charter_v_{name}, {_rename(variables[name], needed)}, {body})"
+        value = (
+            f"{CONTEXT_CONSTANTS}['{constants[name]}']"
+            if name in constants
+            else _rename(variables[name], needed)
+        )
+        body = f"cel.bind(__charter_v_{name}, {value}, {body})"
     return body
+
+
+def _context_constants(spec: PolicySpecBase, variables: dict[str, CompiledExpr]) -> dict[str, str]:
+    """The variables worth computing once per context: variable name -> key."""
+    context_only: set[str] = set()
+    out: dict[str, str] = {}
+    for var in spec.variables:
+        src = var.expression
+        if _PER_RESOURCE_INPUT.search(src) or not referenced_variables(src) <= context_only:
+            continue
+        context_only.add(var.name)
+        if _COMPUTES.search(src):
+            text = variables[var.name].program.source
+            out[var.name] = _constant_keys.setdefault(text, f"c{len(_constant_keys)}")
+    return out
 
 
 def _compile(
@@ -245,7 +284,13 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
         )
         for i, a in enumerate(spec.audit_annotations)
     )
+    fused_annotations = True
     fused, fused_messages = _fuse(spec, defined)
+    if fused is None and spec.audit_annotations:  # too deeply nested with them: without them
+        fused_annotations = False
+        fused, fused_messages = _fuse(spec, defined, annotations=False)
+    constants = _context_constants(spec, variables) if fused is not None else {}
+    fused_constants = _fuse(spec, defined, constants, annotations=fused_annotations)[0] if constants else None
     return CompiledPolicy(
         name=name,
         kind=kind,
@@ -258,10 +303,21 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
         failure_policy=spec.failure_policy,
         fused=fused,
         fused_messages=fused_messages,
+        fused_annotations=fused_annotations,
+        constants=tuple((key, variables[name].program) for name, key in constants.items())
+        if fused_constants is not None
+        else (),
+        fused_constants=fused_constants,
     )
 
 
-def _fuse(spec: PolicySpecBase, variables: dict[str, str]) -> tuple[Program | None, tuple[int, ...]]:
+def _fuse(
+    spec: PolicySpecBase,
+    variables: dict[str, str],
+    constants: dict[str, str] | None = None,
+    *,
+    annotations: bool = True,
+) -> tuple[Program | None, tuple[int, ...]]:
     """One program for a policy's match conditions, validations, messageExpressions and
     audit annotations' valueExpressions.
 
@@ -280,11 +336,11 @@ def _fuse(spec: PolicySpecBase, variables: dict[str, str]) -> tuple[Program | No
         return None, ()
     n = len(spec.validations)
     messages = tuple(i for i, v in enumerate(spec.validations) if v.message_expression)
-    annotations = spec.audit_annotations
+    fused_annotations = spec.audit_annotations if annotations else []
     items = (
         [f"__charter_r{i}" for i in range(n)]
         + [f"dyn(__charter_r{i} ? '' : __charter_m{i})" for i in messages]
-        + [f"dyn(__charter_a{k})" for k in range(len(annotations))]
+        + [f"dyn(__charter_a{k})" for k in range(len(fused_annotations))]
     )
     body = "[" + ", ".join(items) + "]"
     for j in reversed(range(len(spec.match_conditions))):
@@ -293,14 +349,30 @@ def _fuse(spec: PolicySpecBase, variables: dict[str, str]) -> tuple[Program | No
         [(f"__charter_c{j}", mc.expression) for j, mc in enumerate(spec.match_conditions)]
         + [(f"__charter_r{i}", v.expression) for i, v in enumerate(spec.validations)]
         + [(f"__charter_m{i}", spec.validations[i].message_expression or "") for i in messages]
-        + [(f"__charter_a{k}", a.value_expression) for k, a in enumerate(annotations)]
+        + [(f"__charter_a{k}", a.value_expression) for k, a in enumerate(fused_annotations)]
     )
+    # Fragments read only variables, never each other, so any order binds the same values; the
+    # parser's nesting limit (32) counts each bind around a fragment plus the fragment's own
+    # nesting, so the most deeply nested ones go outermost.
+    fragments.sort(key=lambda f: -_nesting(f[1]))
     for name, source in reversed(fragments):  # a newline ends each: `//` comments stay inside
         body = f"cel.bind({name}, ({source}\n), {body})"
     try:
-        return compile_expression(_inline_variables(body, variables), guard=False), messages
+        return compile_expression(_inline_variables(body, variables, constants), guard=False), messages
     except CelCompileError:
         return None, ()
+
+
+def _nesting(source: str) -> int:
+    """How deeply `source` nests parentheses and brackets (string literals are not skipped: an estimate)."""
+    depth = deepest = 0
+    for ch in source:
+        if ch in "([{":
+            depth += 1
+            deepest = max(deepest, depth)
+        elif ch in ")]}":
+            depth -= 1
+    return deepest
 
 
 def compile_charter_policy(policy: CharterPolicy, location: Location) -> CompiledPolicy:

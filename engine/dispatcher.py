@@ -13,7 +13,8 @@ from datetime import UTC, datetime
 from typing import Any
 
 from ._internal.cel.batch import Slot
-from ._internal.cel.program import new_activation
+from ._internal.cel.env import CONTEXT_CONSTANTS
+from ._internal.cel.program import Program, new_activation
 from ._internal.kinds import kind_info, split_api_version
 from .compiler import CompiledBinding, CompiledPolicy
 from .loader import ContextObjects, PolicySet
@@ -58,6 +59,43 @@ class _Activations:
         if key not in self._by_param:
             self._by_param[key] = new_activation({**self.base, "params": param})
         return self._by_param[key]
+
+
+def _json_like(value: Any) -> bool:
+    """A value that becomes the same CEL value again when it is passed back in."""
+    if value is None or type(value) in (str, bool, int, float):
+        return True
+    if type(value) is list:
+        return all(_json_like(v) for v in value)
+    if type(value) is dict:
+        return all(type(k) is str and _json_like(v) for k, v in value.items())
+    return False
+
+
+def _context_constants(
+    policies: Sequence[CompiledPolicy], base: dict[str, Any]
+) -> tuple[dict[str, Any], dict[int, Program]]:
+    """The policies' context constants evaluated against the context alone, and the programs that
+    may use them: a policy whose constants do not all evaluate (an error, a value that would not
+    round-trip) keeps its plain fused program, and with it its own errors and their wording."""
+    values: dict[str, Any] = {}
+    programs: dict[int, Program] = {}
+    activation: Any = None
+    for policy in policies:
+        if policy.fused_constants is None:
+            continue
+        ok = True
+        for key, program in policy.constants:
+            if key not in values:
+                activation = activation or new_activation(base)
+                value, err = program.run(activation)
+                if err is not None or not _json_like(value):
+                    ok = False
+                    break
+                values[key] = value
+        if ok:
+            programs[id(policy)] = policy.fused_constants
+    return values, programs
 
 
 @dataclass(slots=True)
@@ -131,6 +169,8 @@ class Engine:
         self._now = now or (lambda: datetime.now(UTC))
         self._provenance = provenance
         self._cluster_view = self.context.cluster.view() if self.context.cluster is not None else {}
+        self._constants: dict[str, Any] | None = None  # computed on first use (see _context_constants)
+        self._fused: dict[int, Program] = {}  # id(policy) -> the fused program reading the constants
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -202,7 +242,11 @@ class Engine:
     # -- evaluation -------------------------------------------------------------------------------
 
     def base_activation(self, attrs: Attributes, workload: dict[str, Any]) -> dict[str, Any]:
+        if self._constants is None:
+            context = {"cluster": self._cluster_view, "catalog": self.context.catalog}
+            self._constants, self._fused = _context_constants(self.policies.policies, context)
         return {
+            CONTEXT_CONSTANTS: self._constants,
             "object": attrs.object,
             "oldObject": attrs.old_object,
             "request": attrs.request_view(),
@@ -243,6 +287,12 @@ class Engine:
             )
         return decision
 
+    def _fused_for(self, policy: CompiledPolicy) -> Program | None:
+        """The policy's fused program, reading the context constants when they all evaluated."""
+        if policy.fused is None:  # no fused form (or switched off): step by step
+            return None
+        return self._fused.get(id(policy), policy.fused)
+
     def _evaluate_policy(
         self,
         policy: CompiledPolicy,
@@ -260,7 +310,13 @@ class Engine:
             return outcome
         plain = policy.plain_binding
         if plain is not None and not explain:  # a charter Policy: its own binding, no params
-            _record(outcome, policy, plain, None, validate(policy, activations.get(None)))
+            _record(
+                outcome,
+                policy,
+                plain,
+                None,
+                validate(policy, activations.get(None), fused=self._fused_for(policy)),
+            )
             return outcome
         fail = policy.failure_policy == "Fail"
         trace: list[dict[str, Any]] | None = [] if explain else None
@@ -298,7 +354,9 @@ class Engine:
                     )
                 continue
             for param in params:
-                result = validate(policy, activations.get(param), explain=explain)
+                result = validate(
+                    policy, activations.get(param), explain=explain, fused=self._fused_for(policy)
+                )
                 if trace is not None and result.trace is not None:
                     trace.append(
                         {

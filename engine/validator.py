@@ -12,6 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any
 
+from ._internal.cel.program import Program
 from .compiler import CompiledExpr, CompiledPolicy, CompiledValidation
 
 # k8s.io/apiserver/pkg/apis/cel/config.go
@@ -117,10 +118,9 @@ def _audit(
 _PASSED = ValidateResult()  # every validation admitted, no audit annotations: read, never written
 
 
-def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult | None:
+def _validate_fused(policy: CompiledPolicy, activation: Any, fused: Program) -> ValidateResult | None:
     """The policy decided by its one fused program, or None: take the step-by-step path."""
-    assert policy.fused is not None
-    values, err = policy.fused.run(activation)
+    values, err = fused.run(activation)
     if err is not None or type(values) is not list:
         return None
     if not values:
@@ -130,7 +130,8 @@ def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult |
     validations = policy.validations
     n = len(validations)
     first_annotation = n + len(policy.fused_messages)
-    if len(values) != first_annotation + len(policy.audit_annotations):
+    fused_annotations = policy.audit_annotations if policy.fused_annotations else ()
+    if len(values) != first_annotation + len(fused_annotations):
         return None
     decisions: list[Decision] = []  # the denials only: an admitted validation reports nothing
     for i in range(n):  # the first n values: the validations
@@ -149,20 +150,28 @@ def _validate_fused(policy: CompiledPolicy, activation: Any) -> ValidateResult |
     if not decisions and not policy.audit_annotations:
         return _PASSED  # nothing to report: one shared result, never modified
     result = ValidateResult(decisions=decisions)
-    for a, value in zip(policy.audit_annotations, values[first_annotation:], strict=True):
+    for a, value in zip(fused_annotations, values[first_annotation:], strict=True):
         if type(value) is str:
             value = value.strip()
             if value:
                 result.audit_annotations[a.key] = value[:MAX_AUDIT_ANNOTATION_VALUE_BYTES]
         elif value is not None:
             return None  # an unsupported type: the step-by-step path words the error
+    if not policy.fused_annotations:
+        _audit(policy, activation, result, None)
     return result
 
 
-def validate(policy: CompiledPolicy, activation: Any, *, explain: bool = False) -> ValidateResult:
-    """Evaluate `policy` against `activation` (object, request, params, workload, ...)."""
-    if not explain and policy.fused is not None:
-        fast = _validate_fused(policy, activation)
+def validate(
+    policy: CompiledPolicy, activation: Any, *, explain: bool = False, fused: Program | None = None
+) -> ValidateResult:
+    """Evaluate `policy` against `activation` (object, request, params, workload, ...).
+
+    `fused`: the policy's fused program to run (`policy.fused` or its context-constant form).
+    """
+    fused = fused or policy.fused
+    if not explain and fused is not None:
+        fast = _validate_fused(policy, activation, fused)
         if fast is not None:
             return fast
     trace: list[dict[str, Any]] | None = [] if explain else None

@@ -154,9 +154,9 @@ def test_fused_program_reports_exactly_as_step_by_step(
     decided = 0
     real = validator_module._validate_fused
 
-    def counting(policy: Any, activation: Any) -> Any:
+    def counting(policy: Any, activation: Any, fused: Any) -> Any:
         nonlocal decided
-        r = real(policy, activation)
+        r = real(policy, activation, fused)
         decided += r is not None
         return r
 
@@ -250,9 +250,9 @@ def test_fused_program_is_immune_to_stale_comprehension_slots(
     fallbacks = 0
     real = validator_module._validate_fused
 
-    def counting(policy: Any, activation: Any) -> Any:
+    def counting(policy: Any, activation: Any, fused: Any) -> Any:
         nonlocal fallbacks
-        r = real(policy, activation)
+        r = real(policy, activation, fused)
         fallbacks += r is None
         return r
 
@@ -323,8 +323,50 @@ def test_shipped_packs_fused_equal_step_by_step(profile: str) -> None:
             for rd in run.decisions for o in rd.decision.outcomes
         ]  # fmt: skip
 
+    policies = engine.policies.policies
+    assert [p.name for p in policies if p.fused is None] == []  # none too deeply nested to fuse
+    assert [p.name for p in policies if p.constants and p.fused_constants is None] == []
     fused = report()
     assert sum(1 for r in fused if r[3] == "deny") > 50
+    # every policy with context constants ran its constant-reading program
+    assert {p.name for p in policies if p.constants} == {
+        p.name for p in policies if engine._fused_for(p) is p.fused_constants is not None
+    }
+    assert len([p for p in policies if p.constants]) >= 5
     for p in engine.policies.policies:
         p.fused = None
     assert report() == fused
+
+
+def test_annotations_too_deep_to_fuse_are_evaluated_on_their_own(make_engine: Callable[..., Engine]) -> None:
+    deep = "(" * 30 + "'deep-' + variables.a" + ")" * 30  # compiles alone, not inside the fused binds
+    engine = make_engine(
+        f"""
+        apiVersion: charter.dev/v1alpha1
+        kind: Policy
+        metadata: {{name: deep}}
+        spec:
+          validationActions: [Deny]
+          variables:
+            - {{name: a, expression: "workload.name"}}
+          validations:
+            - expression: "variables.a != 'bad'"
+              messageExpression: "'named ' + variables.a"
+          auditAnnotations:
+            - {{key: deep, valueExpression: "{deep}"}}
+            - {{key: shallow, valueExpression: "'s-' + variables.a"}}
+        """
+    )
+    (policy,) = engine.policies.policies
+    assert policy.fused is not None and not policy.fused_annotations
+
+    def report(name: str) -> Any:
+        m = _manifest("ok")
+        m["metadata"]["name"] = name
+        (o,) = evaluate(engine, m).outcomes
+        return o.verdict, sorted(o.audit_annotations.items()), [f.message for f in o.findings]
+
+    fused = [report("good"), report("bad")]
+    assert fused[1] == ("deny", [("deep", "deep-bad"), ("shallow", "s-bad")], ["named bad"])
+    policy.fused = None
+    assert [report("good"), report("bad")] == fused

@@ -35,6 +35,9 @@ POLICY_VARIABLES: dict[str, Any] = {
 }
 
 
+# Values computed once per engine context (see compiler.CompiledPolicy.constants), by key.
+CONTEXT_CONSTANTS = "__charter_const"
+
 # Inputs that differ per resource. A batch activation carries each as a list,
 # `__charter_in_<name>`, read at `__charter_i()` (see batch.py); the rest are shared.
 PER_RESOURCE = ("object", "oldObject", "request", "namespaceObject", "workload", "provenance")
@@ -55,6 +58,7 @@ def _current_batch_index() -> int:
 def build_env(variables: Mapping[str, Any]) -> Any:
     """A CEL environment with the standard extensions, the Kubernetes libraries and `variables`."""
     declared = dict(variables)
+    declared[CONTEXT_CONSTANTS] = STRING_MAP
     for name in PER_RESOURCE:
         if name in declared:
             declared[f"__charter_in_{name}"] = T.List(declared[name])
