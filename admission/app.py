@@ -25,7 +25,7 @@ from . import response as resp
 from .metrics import Metrics
 from .namespaces import NamespaceSource, NullNamespaceSource
 from .reload import PolicyHolder, TLSReloader
-from .request import attributes_from_request, nesting_depth_exceeds
+from .request import attributes_from_request, may_nest_deeper, nesting_depth_exceeds
 from .review import AdmissionReview, validation_message
 
 MAX_BODY = 3 * 1024 * 1024  # the apiserver never sends more (its own request limit)
@@ -43,15 +43,9 @@ class WebhookState:
     sink: DecisionSink = field(default_factory=NullSink)
     audit_failure: str = "deny"  # deny | allow
     tls: TLSReloader | None = None
-    _verdict_children: dict[tuple[str, str], Any] = field(default_factory=dict)
 
     def count_verdict(self, policy: str, verdict: str) -> None:
-        child = self._verdict_children.get((policy, verdict))
-        if child is None:  # label lookup once per pair: it is a measurable cost per request
-            child = self._verdict_children[(policy, verdict)] = self.metrics.policy_verdicts.labels(
-                policy, verdict
-            )
-        child.inc()
+        self.metrics.policy_verdicts.inc(policy, verdict)
 
 
 class BadRequest(Exception):
@@ -109,7 +103,7 @@ def parse_review(body: bytes) -> AdmissionReview:
         raise BadRequest(400, "BadRequest", f"request body is not JSON: {e}") from None
     if not isinstance(data, dict):
         raise BadRequest(400, "BadRequest", "request body is not a JSON object")
-    if nesting_depth_exceeds(data):
+    if may_nest_deeper(body) and nesting_depth_exceeds(data):
         raise BadRequest(400, "BadRequest", "request body nests too deeply")
     try:
         return AdmissionReview.model_validate(data)
@@ -184,9 +178,10 @@ def _record(
     errors = [f for f in live if f.kind == "error"]
     label = "allowed" if response["allowed"] else "denied"
     if decision is not None:
+        verdicts = state.metrics.policy_verdicts
         for o in decision.outcomes:
             if o.matched or o.unresolved:
-                state.count_verdict(o.policy, o.verdict)
+                verdicts.inc(o.policy, o.verdict)
         for f in errors:
             state.metrics.evaluation_errors.labels(f.policy, "Fail" if f.actions else "Ignore").inc()
     state.metrics.requests.labels(label, denied[0] if denied else "").inc()

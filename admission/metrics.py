@@ -2,7 +2,11 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+
 from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram
+from prometheus_client.core import CounterMetricFamily
+from prometheus_client.registry import Collector
 
 # Admission latency is sub-millisecond to a few ms; the apiserver's timeout is at most 30 s.
 _LATENCY_BUCKETS = (0.0005, 0.001, 0.002, 0.003, 0.005, 0.0075, 0.01, 0.025, 0.05, 0.1, 0.25, 1.0, 5.0)
@@ -25,12 +29,12 @@ class Metrics:
             buckets=_LATENCY_BUCKETS,
             registry=r,
         )
-        self.policy_verdicts = Counter(
+        self.policy_verdicts = PairCounter(
             "charter_admission_policy_verdicts",
             "Per-policy verdicts for matched policies (deny|warn|audit|error|pass).",
-            ["policy", "verdict"],
-            registry=r,
+            ("policy", "verdict"),
         )
+        r.register(self.policy_verdicts)
         self.evaluation_errors = Counter(
             "charter_admission_evaluation_errors",
             "Policy evaluation errors, by policy and failurePolicy.",
@@ -64,3 +68,34 @@ class Metrics:
             "Requests whose namespace had no labels in the namespace source.",
             registry=r,
         )
+
+
+class PairCounter(Collector):
+    """A counter with two labels, counted in a plain dict and turned into samples when scraped.
+
+    Each review counts a verdict for every matched policy (a dozen or more): a prometheus_client
+    Counter child costs a lock and several checks per `inc` (measured ~2.5 µs, ~30 µs a review),
+    this a dict update. Increments come from the event loop only; a scrape reads a snapshot."""
+
+    def __init__(self, name: str, documentation: str, labels: tuple[str, str]) -> None:
+        self.name, self.documentation, self.labelnames = name, documentation, labels
+        self.counts: dict[tuple[str, str], int] = {}
+
+    def inc(self, first: str, second: str) -> None:
+        key = (first, second)
+        self.counts[key] = self.counts.get(key, 0) + 1
+
+    def value(self, first: str, second: str) -> int:
+        return self.counts.get((first, second), 0)
+
+    def _family(self) -> CounterMetricFamily:
+        return CounterMetricFamily(self.name, self.documentation, labels=self.labelnames)
+
+    def describe(self) -> Iterator[CounterMetricFamily]:
+        yield self._family()
+
+    def collect(self) -> Iterator[CounterMetricFamily]:
+        family = self._family()
+        for labels, count in list(self.counts.items()):
+            family.add_metric(list(labels), count)
+        yield family

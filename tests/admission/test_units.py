@@ -413,3 +413,38 @@ def test_annotation_keys_are_qualified_names() -> None:
     assert long != annotation_key("q" * 80, "evidence")
     for key in (short, long):
         assert re.fullmatch(r"[A-Za-z0-9]([-A-Za-z0-9_.]*[A-Za-z0-9])?", key)
+
+
+def test_bracket_count_bounds_the_nesting_walk() -> None:
+    from charter.admission.request import may_nest_deeper, nesting_depth_exceeds
+
+    for depth in (0, 1, 5, 199, 200, 201, 202, 260):
+        for opener, closer in (("[", "]"), ('{"a":', "}")):
+            text = opener * depth + "1" + closer * depth
+            data = json.loads(text)
+            exceeds = nesting_depth_exceeds(data, 200)
+            assert exceeds == (depth > 200)
+            if exceeds:  # the cheap count never clears a body the walk would reject
+                assert may_nest_deeper(text.encode(), 200)
+    # brackets inside strings only make the count more cautious
+    assert may_nest_deeper(json.dumps({"a": "[" * 300}).encode(), 200)
+    assert not nesting_depth_exceeds(json.loads(json.dumps({"a": "[" * 300})), 200)
+
+
+def test_policy_verdicts_are_exposed_as_a_labelled_counter() -> None:
+    from prometheus_client import generate_latest
+
+    m = Metrics()
+    m.policy_verdicts.inc("p", "deny")
+    m.policy_verdicts.inc("p", "deny")
+    m.policy_verdicts.inc("q", "pass")
+    text = generate_latest(m.registry).decode()
+    assert "# TYPE charter_admission_policy_verdicts_total counter" in text
+    assert 'charter_admission_policy_verdicts_total{policy="p",verdict="deny"} 2.0' in text
+    assert 'charter_admission_policy_verdicts_total{policy="q",verdict="pass"} 1.0' in text
+    assert (
+        m.registry.get_sample_value(
+            "charter_admission_policy_verdicts_total", {"policy": "p", "verdict": "deny"}
+        )
+        == 2
+    )
