@@ -7,6 +7,7 @@ transaction, so several processes produce one gap-free log.
 
 from __future__ import annotations
 
+import itertools
 import json
 import sqlite3
 import time
@@ -238,10 +239,12 @@ class Store:
                     yield int(i), bytes(env), bytes(lh)
                 start += chunk
 
-    def scan_rows(self, lo: int, hi: int) -> Iterator[tuple[int, bytes, bytes]]:
-        """(idx, envelope, stored leaf hash) for lo <= idx < hi, in order: what verification reads,
-        record after record, once. A generic store reads it in chunks; SQLite streams it."""
-        return self.iter_rows(lo, hi)
+    def scan_batches(self, lo: int, hi: int, size: int = 64) -> Iterator[list[tuple[int, bytes, bytes]]]:
+        """(idx, envelope, stored leaf hash) for lo <= idx < hi, in order, `size` rows at a time:
+        what verification reads, once. A generic store reads it in chunks; SQLite streams it."""
+        rows = self.iter_rows(lo, hi)
+        while batch := list(itertools.islice(rows, size)):
+            yield batch
 
     def leaf_hashes(self, hi: int) -> list[bytes]:
         return [
@@ -294,7 +297,7 @@ class SQLiteStore(Store):
     # pages past it are read as usual. File-backed and clean: it costs address space, not memory.
     scan_mmap = 1 << 30
 
-    def scan_rows(self, lo: int, hi: int) -> Iterator[tuple[int, bytes, bytes]]:
+    def scan_batches(self, lo: int, hi: int, size: int = 64) -> Iterator[list[tuple[int, bytes, bytes]]]:
         with self.reader() as conn:
             try:
                 conn.execute(f"PRAGMA mmap_size={int(self.scan_mmap)}")
@@ -302,7 +305,8 @@ class SQLiteStore(Store):
                     "SELECT idx, envelope, leaf_hash FROM records WHERE idx >= ? AND idx < ? ORDER BY idx",
                     (lo, hi),
                 )
-                yield from cur
+                while batch := cur.fetchmany(size):
+                    yield batch
             except sqlite3.Error as e:
                 raise StoreError(f"{self.path}: {e}") from e
 

@@ -61,7 +61,7 @@ def test_postgres_tamper_detected(
         assert rep.first is not None and (rep.first.index, rep.first.kind) == (11, "missing")
         assert rep.tree_size == 11
     store = PostgresStore(pg_db)
-    assert list(store.scan_rows(3, 15)) == list(store.iter_rows(3, 15, chunk=5))
+    assert [r for b in store.scan_batches(3, 15, 4) for r in b] == list(store.iter_rows(3, 15, chunk=5))
 
 
 def test_unreachable_postgres_is_unavailable(signing_key: Ed25519PrivateKey, postgres_url: str) -> None:

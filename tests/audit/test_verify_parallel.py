@@ -3,6 +3,7 @@ the incremental tree, the streamed reads, and tamperings named by index whicheve
 
 from __future__ import annotations
 
+import json
 import random
 import sqlite3
 from pathlib import Path
@@ -97,7 +98,10 @@ def test_tree_grown_in_pieces_equals_the_tree_built_at_once(pieces: list[int]) -
 def test_streamed_rows_equal_the_chunked_rows(clean_db: tuple[Path, Path]) -> None:
     store = SQLiteStore(clean_db[0])
     for lo, hi in ((0, N), (5, 17), (59, 60), (30, 30), (50, 1000)):
-        assert list(store.scan_rows(lo, hi)) == list(store.iter_rows(lo, hi, chunk=4))
+        for size in (1, 3, 64):
+            batches = list(store.scan_batches(lo, hi, size))
+            assert all(0 < len(b) <= size for b in batches)
+            assert [r for b in batches for r in b] == list(store.iter_rows(lo, hi, chunk=4))
 
 
 def test_clean_log_any_split(clean_db: tuple[Path, Path]) -> None:
@@ -165,3 +169,67 @@ def test_wrong_key_every_index(clean_db: tuple[Path, Path]) -> None:
     other = Ed25519PrivateKey.generate().public_key()
     rep = verify_log(str(clean_db[0]), other, workers=2, chunk=9)
     assert [f.index for f in rep.failures if f.kind == "signature"] == list(range(N))
+
+
+_ALT = [
+    lambda e: e,
+    lambda e: json.dumps(json.loads(e), indent=1).encode(),  # same content, another layout
+    lambda e: json.dumps({**json.loads(e), "payloadType": "text/plain"}).encode(),
+]
+
+
+@settings(max_examples=60, deadline=None)
+@given(
+    st.lists(
+        st.tuples(
+            st.integers(0, 11),
+            st.integers(0, 4000),
+            st.integers(0, 7),
+            st.sampled_from(["flip", "insert", "delete", "none"]),
+            st.integers(0, len(_ALT) - 1),
+            st.booleans(),
+        ),
+        max_size=6,
+    )
+)
+def test_worker_verdicts_equal_the_full_check(
+    clean_db: tuple[Path, Path], tmp_path_factory: pytest.TempPathFactory, edits: list[tuple]
+) -> None:
+    """The worker decodes, verifies and checks records a batch at a time; each record's verdict
+    is still `check_record`'s (full JSON parsing), then the stored leaf hash's."""
+    from charter.audit import verify
+    from charter.audit.crypto import key_ids, raw_public
+    from charter.audit.verify import Failure, _verify_range, check_record
+
+    db = tmp_path_factory.mktemp("edits") / "audit.db"
+    db.write_bytes(clean_db[0].read_bytes())
+    stmts = []
+    for idx, pos, bit, op, alt, keep_leaf in edits:
+        env = bytearray(_ALT[alt](bytes(_envelope(db, idx))))
+        pos %= len(env)
+        if op == "flip":
+            env[pos] ^= 1 << bit
+        elif op == "insert":
+            env[pos:pos] = b'" \\=A\n'[bit % 6 : bit % 6 + 1]
+        elif op == "delete":
+            del env[pos]
+        leaf = b"\x01" * 32 if not keep_leaf else leaf_hash(bytes(env))
+        stmts.append(
+            ("UPDATE records SET envelope = ?, leaf_hash = ? WHERE idx = ?", (bytes(env), leaf, idx))
+        )
+    _sql(db, *stmts)
+    pub = load_public_key(clean_db[1])
+    expected = []
+    for i, env, stored in SQLiteStore(db).iter_rows(0, 12):
+        f = check_record(i, env, pub, key_ids(pub))
+        if f is None and stored != leaf_hash(env):
+            f = Failure(i, "leaf-hash", "stored leaf hash does not match the envelope")
+        if f is not None:
+            expected.append(f)
+    old = verify._BATCH
+    try:
+        for batch in (1, 5, 64):
+            verify._BATCH = batch
+            assert _verify_range(str(db), raw_public(pub), 0, 12)[3] == expected
+    finally:
+        verify._BATCH = old
