@@ -102,6 +102,8 @@ class CompiledPolicy:
     fused: Program | None = None
     fused_messages: tuple[int, ...] = ()  # indexes of the validations with a messageExpression
     fused_annotations: bool = True  # False: the audit annotations are evaluated on their own
+    fused_length: int = 0  # how many values `fused` returns when the policy applies
+    fused_bools: bool = False  # every validation is typed bool: its values can only be bools
     # Variables that read only the context (cluster, catalog) and do real work (filter, sort, ...):
     # (key, program). An engine computes them once for its context; `fused_constants` is `fused`
     # reading them from CONTEXT_CONSTANTS[key], for engines where every one of them evaluated.
@@ -304,6 +306,8 @@ def _compile_spec(name: str, kind: str, spec: PolicySpecBase, location: Location
         fused=fused,
         fused_messages=fused_messages,
         fused_annotations=fused_annotations,
+        fused_length=len(validations) + len(fused_messages) + (len(annotations) if fused_annotations else 0),
+        fused_bools=all(v.expr.program.return_type == "BOOL" for v in validations),
         constants=tuple((key, variables[name].program) for name, key in constants.items())
         if fused_constants is not None
         else (),

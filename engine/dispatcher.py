@@ -15,6 +15,7 @@ from typing import Any
 from ._internal.cel.batch import Slot
 from ._internal.cel.env import CONTEXT_CONSTANTS
 from ._internal.cel.program import Program, new_activation
+from ._internal.cel.reads import fields_read
 from ._internal.kinds import kind_info, split_api_version
 from .compiler import CompiledBinding, CompiledPolicy
 from .loader import ContextObjects, PolicySet
@@ -98,6 +99,26 @@ def _context_constants(
     return values, programs
 
 
+def _sources(policies: Sequence[CompiledPolicy]) -> list[str]:
+    """The text of every program the policies can run."""
+    out: list[str] = []
+    for p in policies:
+        exprs = (
+            [c for _, c in p.match_conditions]
+            + [v.expr for v in p.validations]
+            + [v.message_expr for v in p.validations if v.message_expr is not None]
+            + list(p.variables.values())
+            + [a.expr for a in p.audit_annotations]
+        )
+        programs = [e.program for e in exprs] + [q for _, q in p.constants] + [p.fused, p.fused_constants]
+        out.extend(q.text or q.source for q in programs if q is not None)
+    return out
+
+
+def _only(view: dict[str, Any], fields: frozenset[str] | None) -> dict[str, Any]:
+    return view if fields is None else {k: view[k] for k in fields if k in view}
+
+
 @dataclass(slots=True)
 class Prepared:
     """A request normalized and its CEL inputs gathered: what `Engine.decide` evaluates."""
@@ -171,6 +192,10 @@ class Engine:
         self._cluster_view = self.context.cluster.view() if self.context.cluster is not None else {}
         self._constants: dict[str, Any] | None = None  # computed on first use (see _context_constants)
         self._fused: dict[int, Program] = {}  # id(policy) -> the fused program reading the constants
+        # The fields of the `workload` and `request` views the policies can read (None: any):
+        # only those are converted to CEL values, the costliest part of a resource's inputs.
+        self._workload_fields: frozenset[str] | None = None
+        self._request_fields: frozenset[str] | None = None
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -245,15 +270,18 @@ class Engine:
         if self._constants is None:
             context = {"cluster": self._cluster_view, "catalog": self.context.catalog}
             self._constants, self._fused = _context_constants(self.policies.policies, context)
+            sources = _sources(self.policies.policies)
+            self._workload_fields = fields_read(sources, "workload")
+            self._request_fields = fields_read(sources, "request")
         return {
             CONTEXT_CONSTANTS: self._constants,
             "object": attrs.object,
             "oldObject": attrs.old_object,
-            "request": attrs.request_view(),
+            "request": _only(attrs.request_view(), self._request_fields),
             "namespaceObject": attrs.namespace_object,
             "params": None,
             "variables": {},
-            "workload": workload,
+            "workload": _only(workload, self._workload_fields),
             "cluster": self._cluster_view,
             "catalog": self.context.catalog,
             "provenance": self._provenance(workload) if self._provenance is not None else {},

@@ -115,7 +115,9 @@ def _audit(
             result.audit_annotations[a.key] = value.strip()[:MAX_AUDIT_ANNOTATION_VALUE_BYTES]
 
 
-_PASSED = ValidateResult()  # every validation admitted, no audit annotations: read, never written
+# Shared results, read and never written.
+_PASSED = ValidateResult()  # every validation admitted, no audit annotations
+_NOT_MATCHED = ValidateResult(matched=False)  # a false match condition: the policy does not apply
 
 
 def _validate_fused(policy: CompiledPolicy, activation: Any, fused: Program) -> ValidateResult | None:
@@ -124,15 +126,16 @@ def _validate_fused(policy: CompiledPolicy, activation: Any, fused: Program) -> 
     if err is not None or type(values) is not list:
         return None
     if not values:
-        if not policy.match_conditions:
-            return None
-        return ValidateResult(matched=False)  # a false match condition: the policy does not apply
+        return _NOT_MATCHED if policy.match_conditions else None
+    if len(values) != policy.fused_length:
+        return None
     validations = policy.validations
     n = len(validations)
+    # The usual case, all admitted; `count` compares with ==, exact only where every value is a bool.
+    if policy.fused_bools and values[:n].count(True) == n and not policy.audit_annotations:
+        return _PASSED
     first_annotation = n + len(policy.fused_messages)
     fused_annotations = policy.audit_annotations if policy.fused_annotations else ()
-    if len(values) != first_annotation + len(fused_annotations):
-        return None
     decisions: list[Decision] = []  # the denials only: an admitted validation reports nothing
     for i in range(n):  # the first n values: the validations
         value = values[i]
