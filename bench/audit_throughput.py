@@ -254,12 +254,38 @@ def appends_processes(
     return {"records": n, "seconds": dt, "per_s": n / dt, "processes": processes}
 
 
-def verification(url: str, pub: Any) -> dict[str, float]:
+def _busy_cpu_s() -> float | None:
+    """CPU seconds every process on the machine has used (from /proc/stat), or None."""
+    try:
+        fields = Path("/proc/stat").read_text().split("\n", 1)[0].split()[1:]
+    except OSError:
+        return None
+    user, nice, system, _idle, _iowait, irq, softirq, steal = (int(x) for x in fields[:8])
+    return (user + nice + system + irq + softirq + steal) / os.sysconf("SC_CLK_TCK")
+
+
+def _own_cpu_s() -> float:
+    import resource
+
+    me, kids = resource.getrusage(resource.RUSAGE_SELF), resource.getrusage(resource.RUSAGE_CHILDREN)
+    return me.ru_utime + me.ru_stime + kids.ru_utime + kids.ru_stime
+
+
+def verification(url: str, pub: Any) -> dict[str, Any]:
+    """One `verify_log` run; with the CPU time it took (this process and its workers) and the CPU
+    time everything else on the machine took meanwhile (`others_cpu_s`: 0 on a quiet machine)."""
+    busy0, own0 = _busy_cpu_s(), _own_cpu_s()
     t0 = time.perf_counter()
     rep = verify_log(url, pub)
     dt = time.perf_counter() - t0
+    busy1, own1 = _busy_cpu_s(), _own_cpu_s()
     assert rep.ok, rep.failures[:3]
-    return {"records": rep.records, "seconds": dt, "per_s": rep.records / dt}
+    out: dict[str, Any] = {"records": rep.records, "seconds": dt, "per_s": rep.records / dt}
+    out["cpu_s"] = own1 - own0
+    out["cpu_us_per_record"] = (own1 - own0) / max(rep.records, 1) * 1e6
+    if busy0 is not None and busy1 is not None:
+        out["others_cpu_s"] = max(0.0, (busy1 - busy0) - (own1 - own0))
+    return out
 
 
 def verify_runs(vdb: Path, args: argparse.Namespace, key: Ed25519PrivateKey | None = None) -> dict[str, Any]:
@@ -286,7 +312,7 @@ def verify_runs(vdb: Path, args: argparse.Namespace, key: Ed25519PrivateKey | No
         v["ratio_parallel"] = v["per_s"] / par_v
         v["load"] = os.getloadavg()
         vruns.append(v)
-        print("verify", v, flush=True)
+        print("verify", {k: round(x, 3) if isinstance(x, float) else x for k, x in v.items()}, flush=True)
     best = dict(max(vruns, key=lambda r: r["ratio"]))
     best["runs_ratio"] = [round(r["ratio"], 3) for r in vruns]
     best["runs"] = vruns
