@@ -114,6 +114,15 @@ def _evaluate(program: Any, activation: Any) -> tuple[Any, str | None]:
         value = program.eval(activation)
     except RuntimeError as e:  # budget exceeded, unconvertible input
         return None, runtime_message(str(e))
+    # An error's plain value is its status text, so only a string needs the (costlier) type check.
+    plain: Any = _UNSET
+    try:
+        plain = value.plain_value()
+    except TypeError:  # an optional value, or an error wrapping one: decided below
+        pass
+    else:
+        if type(plain) is not str:
+            return plain, None
     if value.type() == T.ERROR:
         try:
             detail = str(value.value())
@@ -123,7 +132,7 @@ def _evaluate(program: Any, activation: Any) -> tuple[Any, str | None]:
                 "the expression returned an optional value; unwrap it with .orValue(...) or .value()",
             )
         return None, runtime_message(detail)
-    return value.plain_value(), None
+    return (value.plain_value() if plain is _UNSET else plain), None
 
 
 _cache: dict[tuple[str, bool], Program] = {}
