@@ -10,6 +10,7 @@ import re
 from dataclasses import dataclass, field
 
 from ._internal.cel.env import CONTEXT_CONSTANTS
+from ._internal.cel.groups import nesting
 from ._internal.cel.program import CelCompileError, Program, compile_expression
 from .errors import CompileError, Location
 from .models import (
@@ -358,25 +359,13 @@ def _fuse(
     # Fragments read only variables, never each other, so any order binds the same values; the
     # parser's nesting limit (32) counts each bind around a fragment plus the fragment's own
     # nesting, so the most deeply nested ones go outermost.
-    fragments.sort(key=lambda f: -_nesting(f[1]))
+    fragments.sort(key=lambda f: -nesting(f[1]))
     for name, source in reversed(fragments):  # a newline ends each: `//` comments stay inside
         body = f"cel.bind({name}, ({source}\n), {body})"
     try:
         return compile_expression(_inline_variables(body, variables, constants), guard=False), messages
     except CelCompileError:
         return None, ()
-
-
-def _nesting(source: str) -> int:
-    """How deeply `source` nests parentheses and brackets (string literals are not skipped: an estimate)."""
-    depth = deepest = 0
-    for ch in source:
-        if ch in "([{":
-            depth += 1
-            deepest = max(deepest, depth)
-        elif ch in ")]}":
-            depth -= 1
-    return deepest
 
 
 def compile_charter_policy(policy: CharterPolicy, location: Location) -> CompiledPolicy:

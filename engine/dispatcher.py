@@ -14,6 +14,7 @@ from typing import Any
 
 from ._internal.cel.batch import Slot
 from ._internal.cel.env import CONTEXT_CONSTANTS
+from ._internal.cel.groups import split_into_groups
 from ._internal.cel.program import Program, new_activation
 from ._internal.cel.reads import fields_read
 from ._internal.kinds import kind_info, split_api_version
@@ -24,7 +25,7 @@ from .normalize import normalize
 from .policy_exceptions import apply_exceptions
 from .request import Attributes
 from .results import Decision, Finding, PolicyOutcome
-from .validator import ValidateResult, validate
+from .validator import Runnable, ValidateResult, validate
 
 ProvenanceProvider = Callable[[dict[str, Any]], dict[str, Any]]
 
@@ -120,6 +121,22 @@ def _only(view: dict[str, Any], fields: frozenset[str] | None) -> dict[str, Any]
 
 
 @dataclass(slots=True)
+class _Given:
+    """A fused program's value already computed by its group: what `validate` runs instead."""
+
+    value: Any
+
+    def run(self, activation: Any) -> tuple[Any, str | None]:
+        return self.value, None
+
+
+@dataclass(slots=True)
+class _Group:
+    members: tuple[CompiledPolicy, ...]  # in the order of the program's values
+    program: Program
+
+
+@dataclass(slots=True)
 class Prepared:
     """A request normalized and its CEL inputs gathered: what `Engine.decide` evaluates."""
 
@@ -196,6 +213,7 @@ class Engine:
         # only those are converted to CEL values, the costliest part of a resource's inputs.
         self._workload_fields: frozenset[str] | None = None
         self._request_fields: frozenset[str] | None = None
+        self._groups: list[_Group] | None = None  # built on first use (see _policy_groups)
 
     # -- matching -------------------------------------------------------------------------------
 
@@ -303,8 +321,10 @@ class Engine:
         """Every policy against a prepared request; `slot`: its place in a batch activation."""
         attrs, workload = prepared.attrs, prepared.workload
         activations = _Activations(prepared.base, slot)
+        given = self._run_groups(activations) if not explain and workload.get("podTemplates") else {}
         outcomes = [
-            self._evaluate_policy(p, attrs, workload, activations, explain) for p in self.policies.policies
+            self._evaluate_policy(p, attrs, workload, activations, explain, given.get(id(p)))
+            for p in self.policies.policies
         ]
         decision = Decision(attrs, outcomes, workload)
         findings = decision.findings()
@@ -314,6 +334,36 @@ class Engine:
                 f"exception {exc.name!r} ({exc.ticket}) expired at {exc.expires.isoformat()} and no longer applies"
             )
         return decision
+
+    def _policy_groups(self) -> list[_Group]:
+        """The charter Policies that apply to every pod-bearing workload (no resource rules, their own
+        binding, no params), their fused programs grouped into as few programs as compile."""
+        members = [
+            p
+            for p in self.policies.policies
+            if p.match is None and p.plain_binding is not None and self._fused_for(p) is not None
+        ]
+        programs = [q for q in (self._fused_for(p) for p in members) if q is not None]
+        return [
+            _Group(tuple(members[i] for i in indexes), program)
+            for indexes, program in split_into_groups(programs)
+            if program is not None
+        ]
+
+    def _run_groups(self, activations: _Activations) -> dict[int, _Given]:
+        """id(policy) -> its fused value, for the members of every group that ran without error."""
+        if self._groups is None:
+            self._groups = self._policy_groups()
+        given: dict[int, _Given] = {}
+        if not self._groups:
+            return given
+        activation = activations.get(None)
+        for group in self._groups:
+            values, err = group.program.run(activation)
+            if err is None and type(values) is list and len(values) == len(group.members):
+                for policy, value in zip(group.members, values, strict=True):
+                    given[id(policy)] = _Given(value)
+        return given
 
     def _fused_for(self, policy: CompiledPolicy) -> Program | None:
         """The policy's fused program, reading the context constants when they all evaluated."""
@@ -328,6 +378,7 @@ class Engine:
         workload: dict[str, Any],
         activations: _Activations,
         explain: bool,
+        given: _Given | None = None,
     ) -> PolicyOutcome:
         outcome = PolicyOutcome(
             policy.name, policy.kind, policy.domain, policy.severity, False, policy.failure_policy
@@ -338,13 +389,10 @@ class Engine:
             return outcome
         plain = policy.plain_binding
         if plain is not None and not explain:  # a charter Policy: its own binding, no params
-            _record(
-                outcome,
-                policy,
-                plain,
-                None,
-                validate(policy, activations.get(None), fused=self._fused_for(policy)),
-            )
+            fused: Runnable | None = self._fused_for(policy)
+            if fused is not None and given is not None:  # (a switched-off fused program stays off)
+                fused = given
+            _record(outcome, policy, plain, None, validate(policy, activations.get(None), fused=fused))
             return outcome
         fail = policy.failure_policy == "Fail"
         trace: list[dict[str, Any]] | None = [] if explain else None

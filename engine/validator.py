@@ -10,9 +10,8 @@ expression of every policy for a resource.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Protocol
 
-from ._internal.cel.program import Program
 from .compiler import CompiledExpr, CompiledPolicy, CompiledValidation
 
 # k8s.io/apiserver/pkg/apis/cel/config.go
@@ -115,12 +114,18 @@ def _audit(
             result.audit_annotations[a.key] = value.strip()[:MAX_AUDIT_ANNOTATION_VALUE_BYTES]
 
 
+class Runnable(Protocol):
+    """A fused program, or its value already computed (see dispatcher._Given)."""
+
+    def run(self, activation: Any) -> tuple[Any, str | None]: ...
+
+
 # Shared results, read and never written.
 _PASSED = ValidateResult()  # every validation admitted, no audit annotations
 _NOT_MATCHED = ValidateResult(matched=False)  # a false match condition: the policy does not apply
 
 
-def _validate_fused(policy: CompiledPolicy, activation: Any, fused: Program) -> ValidateResult | None:
+def _validate_fused(policy: CompiledPolicy, activation: Any, fused: Runnable) -> ValidateResult | None:
     """The policy decided by its one fused program, or None: take the step-by-step path."""
     values, err = fused.run(activation)
     if err is not None or type(values) is not list:
@@ -166,7 +171,7 @@ def _validate_fused(policy: CompiledPolicy, activation: Any, fused: Program) -> 
 
 
 def validate(
-    policy: CompiledPolicy, activation: Any, *, explain: bool = False, fused: Program | None = None
+    policy: CompiledPolicy, activation: Any, *, explain: bool = False, fused: Runnable | None = None
 ) -> ValidateResult:
     """Evaluate `policy` against `activation` (object, request, params, workload, ...).
 

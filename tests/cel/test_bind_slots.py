@@ -65,3 +65,31 @@ def test_guarded_programs_agree_with_eager_binds() -> None:
         compared += 1
         with_bind += "cel.bind" in lazy and ".exists(" in lazy
     assert compared > 1400 and with_bind > 500
+
+
+def test_grouped_programs_agree_with_eager_binds() -> None:
+    # Several guarded programs as the members of one group program (see groups.py): each
+    # member's value must be its eager reference's, whatever its neighbours left in their slots.
+    from charter.engine._internal.cel.groups import group_text
+
+    env = policy_env()
+    activation = new_activation(INPUT)
+    members: list[tuple[str, object]] = []
+    for seed in range(1500, 2700):
+        lazy = _gen(random.Random(seed), 4, [], eager=False)
+        eager = _gen(random.Random(seed), 4, [], eager=True)
+        try:
+            want = env.compile(eager).eval(activation).plain_value()
+        except RuntimeError:
+            continue
+        members.append((compile_expression(lazy).text, want))
+    compared = 0
+    for start in range(0, len(members), 4):
+        chunk = members[start : start + 4]
+        try:
+            program = compile_expression(group_text([t for t, _ in chunk]), guard=False)
+        except Exception:  # nested too deep for the parser: the engine then makes smaller groups
+            continue
+        assert program.run(activation) == ([w for _, w in chunk], None), [t for t, _ in chunk]
+        compared += len(chunk)
+    assert compared > 600

@@ -333,6 +333,10 @@ def test_shipped_packs_fused_equal_step_by_step(profile: str) -> None:
         p.name for p in policies if engine._fused_for(p) is p.fused_constants is not None
     }
     assert len([p for p in policies if p.constants]) >= 5
+    # and every one of them was grouped with others (see test_groups.py)
+    assert engine._groups and sorted(p.name for g in engine._groups for p in g.members) == sorted(
+        p.name for p in policies
+    )
     for p in engine.policies.policies:
         p.fused = None
     assert report() == fused

@@ -92,6 +92,10 @@ class Program:
             return value, err
         return _evaluate(self.program, activation)
 
+    def batched(self) -> Any:
+        """The batched form (None: the expression has none and runs on per-resource activations)."""
+        return self._batched if self._batched is not _UNSET else self._compile_batched()
+
     def _compile_batched(self) -> Any:
         """The expression with each per-resource input it names bound to its entry of the batch.
 
