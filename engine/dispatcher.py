@@ -284,13 +284,24 @@ class Engine:
 
     # -- evaluation -------------------------------------------------------------------------------
 
-    def base_activation(self, attrs: Attributes, workload: dict[str, Any]) -> dict[str, Any]:
+    def warm(self) -> None:
+        """Compute now what the first evaluation would (context constants, the fields the policies
+        read, policy groups: ~0.2 s for the shipped packs), e.g. before a webhook reports ready."""
+        self._prepare_context()
+        if self._groups is None:
+            self._groups = self._policy_groups()
+
+    def _prepare_context(self) -> None:
         if self._constants is None:
             context = {"cluster": self._cluster_view, "catalog": self.context.catalog}
             self._constants, self._fused = _context_constants(self.policies.policies, context)
             sources = _sources(self.policies.policies)
             self._workload_fields = fields_read(sources, "workload")
             self._request_fields = fields_read(sources, "request")
+
+    def base_activation(self, attrs: Attributes, workload: dict[str, Any]) -> dict[str, Any]:
+        self._prepare_context()
+        assert self._constants is not None
         return {
             CONTEXT_CONSTANTS: self._constants,
             "object": attrs.object,
@@ -353,7 +364,8 @@ class Engine:
     def _run_groups(self, activations: _Activations) -> dict[int, _Given]:
         """id(policy) -> its fused value, for the members of every group that ran without error."""
         if self._groups is None:
-            self._groups = self._policy_groups()
+            self.warm()
+        assert self._groups is not None
         given: dict[int, _Given] = {}
         if not self._groups:
             return given

@@ -146,3 +146,13 @@ def test_a_group_that_fails_runs_its_members_one_by_one(
     runs.clear()
     evaluate(engine, POD)
     assert runs == ["group", "member", "member", "member"]  # it failed: each member on its own
+
+
+def test_warm_compiles_before_the_first_evaluation(make_engine: Callable[..., Engine]) -> None:
+    engine = make_engine(POLICIES)
+    assert engine._groups is None
+    engine.warm()
+    groups = engine._groups
+    assert groups and engine._constants is not None
+    _report(engine)
+    assert engine._groups is groups  # not rebuilt
