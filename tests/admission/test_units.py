@@ -448,3 +448,20 @@ def test_policy_verdicts_are_exposed_as_a_labelled_counter() -> None:
         )
         == 2
     )
+
+
+def test_a_policy_set_is_warmed_before_it_serves(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    from charter.admission import reload
+    from charter.engine import Engine
+
+    warmed: list[Engine] = []
+    original = Engine.warm
+
+    def warm(self: Engine) -> None:
+        warmed.append(self)
+        original(self)
+
+    monkeypatch.setattr(Engine, "warm", warm)
+    serving, errors = reload.build(PolicySetup([], str(REPO / "examples/clusters/onprem-sovereign-de.yaml")))
+    assert not errors and serving is not None
+    assert warmed == [serving.engine]  # compiled here, not by the first review on the event loop
