@@ -778,10 +778,14 @@ def main() -> int:
                 )
             order = ("echo", "charter", "floor+audit", "charter+audit")
             for name, server in sorted(servers.items(), key=lambda kv: order.index(kv[0])):
-                if name.endswith("+audit") and "commit_floor" not in results:
-                    # The durable-commit floor on the audit DB's filesystem, right before its phases.
+                if name.endswith("+audit"):
+                    # The durable-commit floor on the audit DB's filesystem, right before each audit
+                    # server's phases; the targets use the one measured just before charter+audit's.
                     results["commit_floor"] = commit_floor(adir)
-                    print(f"commit floor: {json.dumps(results['commit_floor'])}", file=sys.stderr)
+                    results.setdefault("commit_floors", {})[name] = results["commit_floor"]
+                    print(
+                        f"commit floor before {name}: {json.dumps(results['commit_floor'])}", file=sys.stderr
+                    )
                 for load in loads:
                     mode, level = ("closed", int(load[1:])) if load[0] == "c" else ("open", int(load[1:]))
                     r = {"server": name, **phase(server, reviews, mode, level, args.seconds)}
