@@ -1,8 +1,10 @@
 """The webhook's HTTP surface: POST /validate, health, readiness and metrics.
 
 Evaluation runs inline on the event loop: it is CPU-bound Python that a thread would not make
-faster (the GIL), and a thread hop would add latency to every review. The audit append also
-runs inline, so records are appended one at a time, in answer order.
+faster (the GIL), and a thread hop would add latency to every review. Reviews that are ready at
+the same time (they arrived while others were being decided) are decided together in one CEL
+activation, as `charter check` decides its batches, so the catalog and cluster profile are
+converted to CEL values once for them all; a lone review is decided alone, with no wait.
 """
 
 from __future__ import annotations
@@ -16,6 +18,7 @@ from typing import Any
 
 from charter.audit.sink import DecisionContext, DecisionSink, NullSink
 from charter.engine import Decision
+from charter.engine.dispatcher import Prepared, batch_slots
 from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, generate_latest
@@ -113,22 +116,89 @@ def parse_review(body: bytes) -> AdmissionReview:
         ) from None
 
 
-def decide(state: WebhookState, review: AdmissionReview) -> tuple[dict[str, Any], Decision | None, str]:
-    """Evaluate one review with the serving set: the response, the decision and the set's digest."""
-    req = review.request
-    serving = state.holder.current  # read once: this request is decided by one set
+Decided = tuple[dict[str, Any], Decision | None, str]  # the response, the decision, the set's digest
+
+
+def decide(state: WebhookState, review: AdmissionReview) -> Decided:
+    """Evaluate one review with the serving set."""
+    outcome = decide_together(state, [review])[0]
+    if isinstance(outcome, BaseException):
+        raise outcome
+    return outcome
+
+
+def decide_together(state: WebhookState, reviews: list[AdmissionReview]) -> list[Decided | BaseException]:
+    """Evaluate reviews with the serving set, in one batch activation when there are several;
+    each review's outcome, or the exception that evaluating it raised."""
+    serving = state.holder.current  # read once: these requests are decided by one set
     if serving is None:
-        return resp.denied(req.uid, 503, "ServiceUnavailable", "charter has no policy set loaded"), None, ""
-    attrs = attributes_from_request(req)
-    if attrs.namespace:
-        ns = state.namespaces.get(attrs.namespace)
-        if ns is not None:
-            attrs.namespace_object = ns
-            attrs.namespace_known = True
-        elif attrs.namespace not in serving.engine.context.namespaces:
-            state.metrics.namespace_unknown.inc()
-    decision = serving.engine.evaluate(attrs, related=serving.related)
-    return resp.response_for(req.uid, decision), decision, serving.digest
+        return [
+            (
+                resp.denied(r.request.uid, 503, "ServiceUnavailable", "charter has no policy set loaded"),
+                None,
+                "",
+            )
+            for r in reviews
+        ]
+    engine = serving.engine
+    prepared: list[Prepared | BaseException] = []
+    for review in reviews:
+        try:
+            attrs = attributes_from_request(review.request)
+            if attrs.namespace:
+                ns = state.namespaces.get(attrs.namespace)
+                if ns is not None:
+                    attrs.namespace_object = ns
+                    attrs.namespace_known = True
+                elif attrs.namespace not in engine.context.namespaces:
+                    state.metrics.namespace_unknown.inc()
+            prepared.append(engine.prepare(attrs, serving.related))
+        except Exception as e:  # this review's own failure: answered on its own
+            prepared.append(e)
+    slots = iter(batch_slots([p for p in prepared if isinstance(p, Prepared)]))
+    out: list[Decided | BaseException] = []
+    for review, p in zip(reviews, prepared, strict=True):
+        if not isinstance(p, Prepared):
+            out.append(p)
+            continue
+        try:
+            decision = engine.decide(p, slot=next(slots))
+            out.append((resp.response_for(review.request.uid, decision), decision, serving.digest))
+        except Exception as e:
+            out.append(e)
+    return out
+
+
+class _Together:
+    """Collects the reviews that are ready in one turn of the event loop and decides them together."""
+
+    def __init__(self, state: WebhookState) -> None:
+        self.state = state
+        self.pending: list[tuple[AdmissionReview, asyncio.Future[Decided]]] = []
+
+    def submit(self, review: AdmissionReview) -> asyncio.Future[Decided]:
+        loop = asyncio.get_running_loop()
+        fut: asyncio.Future[Decided] = loop.create_future()
+        if not self.pending:
+            # After the callbacks already queued: the other reviews ready in this turn join first.
+            loop.call_soon(self._flush)
+        self.pending.append((review, fut))
+        return fut
+
+    def _flush(self) -> None:
+        items, self.pending = self.pending, []
+        self.state.metrics.decided_together.observe(len(items))
+        try:
+            outcomes: list[Decided | BaseException] = decide_together(self.state, [r for r, _ in items])
+        except Exception as e:  # a failure of the batch itself: every review answers with it
+            outcomes = [e] * len(items)
+        for (_, fut), outcome in zip(items, outcomes, strict=True):
+            if fut.done():
+                continue
+            if isinstance(outcome, BaseException):
+                fut.set_exception(outcome)
+            else:
+                fut.set_result(outcome)
 
 
 async def audit(
@@ -234,6 +304,7 @@ def _health_routes(app: FastAPI, state: WebhookState) -> None:
 def create_app(state: WebhookState) -> FastAPI:
     """The admission app (served over TLS): /validate plus health and readiness."""
     app = FastAPI(title="charter admission webhook", docs_url=None, redoc_url=None, openapi_url=None)
+    together = _Together(state)
 
     @app.post("/validate")
     async def validate(request: Request) -> Response:
@@ -244,7 +315,7 @@ def create_app(state: WebhookState) -> FastAPI:
             state.metrics.bad_requests.labels(e.reason).inc()
             return _status(e.code, e.reason, e.message)
         try:
-            response, decision, digest = decide(state, review)
+            response, decision, digest = await together.submit(review)
             if decision is not None:
                 response = await audit(state, review.request.uid, response, decision, digest)
         except Exception as e:  # a bug must still be an answer: deny, say why, never a 500

@@ -63,6 +63,12 @@ class Metrics:
             registry=r,
         )
         self.policies_loaded = Gauge("charter_policies_loaded", "Policies in the serving set.", registry=r)
+        self.decided_together = Histogram(
+            "charter_admission_reviews_decided_together",
+            "Reviews decided in one CEL activation (those ready in the same turn of the event loop).",
+            buckets=(1, 2, 4, 8, 16, 32, 64),
+            registry=r,
+        )
         self.namespace_unknown = Counter(
             "charter_admission_namespace_unknown",
             "Requests whose namespace had no labels in the namespace source.",

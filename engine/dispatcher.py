@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from ._internal.cel.batch import Slot
+from ._internal.cel.batch import Batch, Slot
 from ._internal.cel.env import CONTEXT_CONSTANTS
 from ._internal.cel.groups import split_into_groups
 from ._internal.cel.program import Program, new_activation
@@ -191,6 +191,16 @@ def _record(
             outcome.audit_annotations[key] = f"{prev}, {value}"
 
 
+def batch_slots(prepared: Sequence[Prepared]) -> list[Slot | None]:
+    """The places of several prepared resources in one CEL activation, for `Engine.decide`: their
+    shared inputs (catalog, cluster profile, context constants) are then converted once for all.
+    A lone resource gets None: its own activation."""
+    if len(prepared) < 2:
+        return [None] * len(prepared)
+    batch = Batch([p.base for p in prepared])
+    return [batch.slot(j) for j in range(len(prepared))]
+
+
 class Engine:
     """Compiled policies plus the cluster context they are evaluated in."""
 
@@ -290,6 +300,10 @@ class Engine:
         self._prepare_context()
         if self._groups is None:
             self._groups = self._policy_groups()
+        for policy in self.policies.policies:  # the forms that batches of resources run
+            fused = self._fused_for(policy)
+            if fused is not None:
+                fused.batched()
 
     def _prepare_context(self) -> None:
         if self._constants is None:

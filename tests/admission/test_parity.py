@@ -144,3 +144,27 @@ def test_every_example_gets_the_verdicts_of_charter_check(
         warned += bool(got.get("warnings"))
     # The examples exercise both outcomes; a parity test over only allows would prove little.
     assert denied and len(docs) - denied
+
+
+def test_reviews_decided_together_get_the_answers_they_get_alone(parity_server: Server) -> None:
+    # Reviews that arrive together are decided in one CEL activation (admission/app.py); each
+    # answer must be the one the same review gets on its own.
+    from concurrent.futures import ThreadPoolExecutor
+
+    docs = [d for d in _resources(_inputs()) if d.data.get("kind") != "Namespace"]
+    reviews = [admission_review(d.data, uid=f"together-{i}") for i, d in enumerate(docs)] * 3
+    alone = [parity_server.review(r) for r in reviews]
+
+    def batches() -> float:
+        m = re.search(
+            r"^charter_admission_reviews_decided_together_count (\S+)$", parity_server.metrics(), re.M
+        )
+        assert m is not None
+        return float(m.group(1))
+
+    before = batches()
+    with ThreadPoolExecutor(max_workers=16) as pool:
+        together = list(pool.map(parity_server.review, reviews))
+    assert [_canon(a) for a in together] == [_canon(a) for a in alone]
+    assert sum(not a["allowed"] for a in together) > 10
+    assert batches() - before < len(reviews)  # some were decided together
