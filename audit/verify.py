@@ -292,7 +292,9 @@ def verify_log(
             import multiprocessing as mp
 
             ctx = mp.get_context("fork") if "fork" in mp.get_all_start_methods() else None
-            ex = stack.enter_context(ProcessPoolExecutor(max_workers=min(n, len(ranges)), mp_context=ctx))
+            ex = ProcessPoolExecutor(max_workers=min(n, len(ranges)), mp_context=ctx)
+            # on the way out every range has been taken; after an error, the rest are not started
+            stack.callback(ex.shutdown, wait=True, cancel_futures=True)
             args = zip(*[(url, pub_raw, lo, hi) for lo, hi in ranges], strict=True)
             results = ex.map(_verify_range, *args)
         else:

@@ -14,6 +14,7 @@ from charter.audit.log import AuditLog
 from charter.audit.merkle import Tree, leaf_hash, root, verify_consistency
 from charter.audit.store import SQLiteStore
 from charter.audit.verify import _ranges, verify_log
+from charter.audit.verify import _verify_range as _real_verify_range
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
@@ -233,3 +234,31 @@ def test_worker_verdicts_equal_the_full_check(
             assert _verify_range(str(db), raw_public(pub), 0, 12)[3] == expected
     finally:
         verify._BATCH = old
+
+
+def _slow_range(url: str, pub_raw: bytes, lo: int, hi: int) -> object:
+    import time
+
+    time.sleep(0.1)
+    return _real_verify_range(url, pub_raw, lo, hi)
+
+
+def test_store_error_while_workers_run_stops_them(
+    clean_db: tuple[Path, Path], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """An error in the parent (here: reading the checkpoints) is raised at once; the ranges not yet
+    started are dropped rather than verified first (60 ranges of 0.1 s would take 3 s)."""
+    import time
+
+    from charter.audit import verify
+    from charter.audit.store import StoreError
+
+    def broken(self: SQLiteStore) -> list[tuple[int, str]]:
+        raise StoreError("checkpoints unreadable")
+
+    monkeypatch.setattr(SQLiteStore, "checkpoints", broken)
+    monkeypatch.setattr(verify, "_verify_range", _slow_range)
+    t0 = time.perf_counter()
+    with pytest.raises(StoreError, match="unreadable"):
+        verify_log(str(clean_db[0]), load_public_key(clean_db[1]), workers=2, chunk=1)
+    assert time.perf_counter() - t0 < 1.5
