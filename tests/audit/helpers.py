@@ -4,8 +4,10 @@ from __future__ import annotations
 
 import os
 import signal
+import sqlite3
 import subprocess
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 from charter.audit.sink import DecisionContext
@@ -97,3 +99,22 @@ def kill_after(p: subprocess.Popen[str], lines: int) -> list[str]:
     returned.extend(x.strip() for x in p.stdout.read().splitlines() if x.strip())
     p.wait()
     return returned
+
+
+def sql(db: Path, *stmts: tuple[str, tuple[object, ...]]) -> None:
+    """Edit an audit database behind the log's back, as a tamperer would."""
+    c = sqlite3.connect(db)
+    for s, p in stmts:
+        c.execute(s, p)
+    c.commit()
+    c.close()
+
+
+def mutate(env: bytearray, pos: int, bit: int, op: str) -> None:
+    """One edit of an envelope at `pos`: flip `bit`, insert a JSON-significant byte, or delete one."""
+    if op == "flip":
+        env[pos] ^= 1 << bit
+    elif op == "insert":
+        env[pos:pos] = b'" \\=A\n'[bit % 6 : bit % 6 + 1]
+    elif op == "delete":
+        del env[pos]

@@ -14,7 +14,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .helpers import context, decision
+from .helpers import context, decision, mutate
 
 # Strings full of digits, dots, exponents, quotes and escapes: what the number check must see past.
 tricky_text = st.text(alphabet=st.sampled_from('0123456789.eE-+"\\/ \n\tabc\u00e9\u2028'), max_size=40)
@@ -143,12 +143,7 @@ def test_fast_record_check_agrees_with_the_full_check(which: int, pos: int, bit:
 
     env = bytearray(_envelopes()[which])
     pos %= len(env)
-    if op == "flip":
-        env[pos] ^= 1 << bit
-    elif op == "insert":
-        env[pos:pos] = b'" \\=A\n'[bit % 6 : bit % 6 + 1]
-    elif op == "delete":
-        del env[pos]
+    mutate(env, pos, bit, op)
     pub = _KEY.public_key()
     ids = key_ids(pub)
     for index in (5, 6):

@@ -19,7 +19,7 @@ from typer.testing import CliRunner
 
 from charter.cli import app
 
-from .helpers import context, decision
+from .helpers import context, decision, sql
 
 N = 40
 
@@ -47,14 +47,6 @@ def _first(db: Path, pub: Path, **kw: object) -> tuple[int, str]:
     return firsts[0][0], firsts[0][1]
 
 
-def _sql(db: Path, *stmts: tuple[str, tuple[object, ...]]) -> None:
-    c = sqlite3.connect(db)
-    for s, p in stmts:
-        c.execute(s, p)
-    c.commit()
-    c.close()
-
-
 def test_clean_log_verifies(log_db: Path, keypair: tuple[Path, Path]) -> None:
     rep = verify_log(str(log_db), load_public_key(keypair[1]), workers=2, chunk=7)
     assert rep.ok, rep.failures
@@ -66,7 +58,7 @@ def test_flipped_bit(log_db: Path, keypair: tuple[Path, Path]) -> None:
     env = bytearray(c.execute("SELECT envelope FROM records WHERE idx = 17").fetchone()[0])
     c.close()
     env[40] ^= 0x01  # inside the base64 payload
-    _sql(log_db, ("UPDATE records SET envelope = ? WHERE idx = 17", (bytes(env),)))
+    sql(log_db, ("UPDATE records SET envelope = ? WHERE idx = 17", (bytes(env),)))
     assert _first(log_db, keypair[1]) in {(17, "signature"), (17, "malformed")}
 
 
@@ -77,19 +69,19 @@ def test_payload_edited_and_resigned_with_another_key(log_db: Path, keypair: tup
     payload = base64.b64decode(env["payload"]).replace(b'"decision":"deny"', b'"decision":"allow"')
     mallory = Ed25519PrivateKey.generate()
     forged = sign_envelope(mallory, keyid(mallory.public_key()), payload)
-    _sql(
+    sql(
         log_db, ("UPDATE records SET envelope = ?, leaf_hash = ? WHERE idx = 12", (forged, leaf_hash(forged)))
     )
     assert _first(log_db, keypair[1]) == (12, "signature")
 
 
 def test_deleted_row(log_db: Path, keypair: tuple[Path, Path]) -> None:
-    _sql(log_db, ("DELETE FROM records WHERE idx = 23", ()))
+    sql(log_db, ("DELETE FROM records WHERE idx = 23", ()))
     assert _first(log_db, keypair[1]) == (23, "missing")
 
 
 def test_deleted_row_renumbered(log_db: Path, keypair: tuple[Path, Path]) -> None:
-    _sql(
+    sql(
         log_db,
         ("DELETE FROM records WHERE idx = 23", ()),
         ("UPDATE records SET idx = -(idx - 1) WHERE idx > 23", ()),
@@ -99,7 +91,7 @@ def test_deleted_row_renumbered(log_db: Path, keypair: tuple[Path, Path]) -> Non
 
 
 def test_swapped_rows(log_db: Path, keypair: tuple[Path, Path]) -> None:
-    _sql(
+    sql(
         log_db,
         ("UPDATE records SET idx = -1 WHERE idx = 5", ()),
         ("UPDATE records SET idx = 5 WHERE idx = 9", ()),
@@ -109,7 +101,7 @@ def test_swapped_rows(log_db: Path, keypair: tuple[Path, Path]) -> None:
 
 
 def test_truncated_log(log_db: Path, keypair: tuple[Path, Path]) -> None:
-    _sql(log_db, ("DELETE FROM records WHERE idx >= 33", ()))
+    sql(log_db, ("DELETE FROM records WHERE idx >= 33", ()))
     assert _first(log_db, keypair[1]) == (33, "truncated")
 
 
@@ -126,7 +118,7 @@ def test_truncated_log_and_checkpoints_caught_by_published_copy(
             log.append(decision(i), context())
     notes = list(read_published(pub_file))
     assert len(notes) == 3  # sizes 10, 20 and the one at close
-    _sql(db, ("DELETE FROM records WHERE idx >= 15", ()), ("DELETE FROM checkpoints WHERE size > 10", ()))
+    sql(db, ("DELETE FROM records WHERE idx >= 15", ()), ("DELETE FROM checkpoints WHERE size > 10", ()))
     assert verify_log(str(db), load_public_key(keypair[1]), workers=1).ok  # the database alone looks fine
     assert _first(db, keypair[1], published=notes) == (15, "truncated")
 
@@ -138,7 +130,7 @@ def test_replaced_checkpoint(log_db: Path, keypair: tuple[Path, Path]) -> None:
     mallory = Ed25519PrivateKey.generate()
     origin = note.split("\n", 1)[0]
     forged = sign_checkpoint(Checkpoint(origin, 20, b"\x07" * 32), mallory)
-    _sql(log_db, ("UPDATE checkpoints SET note = ? WHERE size = 20", (forged,)))
+    sql(log_db, ("UPDATE checkpoints SET note = ? WHERE size = 20", (forged,)))
     assert _first(log_db, keypair[1]) == (19, "checkpoint-signature")
 
 
@@ -149,7 +141,7 @@ def test_rewritten_checkpoint_signed_by_the_operator(
     note = c.execute("SELECT note FROM checkpoints WHERE size = 30").fetchone()[0]
     c.close()
     forged = sign_checkpoint(Checkpoint(note.split("\n", 1)[0], 30, b"\x07" * 32), signing_key)
-    _sql(log_db, ("UPDATE checkpoints SET note = ? WHERE size = 30", (forged,)))
+    sql(log_db, ("UPDATE checkpoints SET note = ? WHERE size = 30", (forged,)))
     assert _first(log_db, keypair[1]) == (29, "checkpoint-root")
 
 
@@ -166,7 +158,7 @@ def test_cli_names_first_bad_index(log_db: Path, keypair: tuple[Path, Path], tmp
     assert f"OK: {N} records" in good.output
     bad_db = tmp_path / "bad.db"
     shutil.copy(log_db, bad_db)
-    _sql(bad_db, ("DELETE FROM records WHERE idx = 7", ()))
+    sql(bad_db, ("DELETE FROM records WHERE idx = 7", ()))
     r = CliRunner().invoke(app, ["audit", "verify", "--db", str(bad_db), "--public-key", str(keypair[1])])
     assert r.exit_code == 1
     assert "first bad index 7 (missing)" in r.output

@@ -19,7 +19,7 @@ from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 from hypothesis import given, settings
 from hypothesis import strategies as st
 
-from .helpers import context, decision
+from .helpers import context, decision, mutate, sql
 
 N = 60
 
@@ -40,14 +40,6 @@ def clean_db(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, Path]:
 def db(clean_db: tuple[Path, Path], tmp_path: Path) -> Path:
     (tmp_path / "audit.db").write_bytes(clean_db[0].read_bytes())
     return tmp_path / "audit.db"
-
-
-def _sql(db: Path, *stmts: tuple[str, tuple[object, ...]]) -> None:
-    c = sqlite3.connect(db)
-    for s, p in stmts:
-        c.execute(s, p)
-    c.commit()
-    c.close()
 
 
 def _envelope(db: Path, idx: int) -> bytearray:
@@ -126,7 +118,7 @@ def test_each_worker_names_its_bad_indexes(db: Path, clean_db: tuple[Path, Path]
         env = _envelope(db, idx)
         env[pos] ^= 0x04
         flipped[idx] = bytes(env)
-    _sql(
+    sql(
         db,
         *[("UPDATE records SET envelope = ? WHERE idx = ?", (e, i)) for i, e in flipped.items()],
         ("UPDATE records SET idx = -1 WHERE idx = 20", ()),
@@ -144,7 +136,7 @@ def test_each_worker_names_its_bad_indexes(db: Path, clean_db: tuple[Path, Path]
 
 @pytest.mark.parametrize("gone", [0, 13, 14, 15, 59])
 def test_missing_row_at_a_range_edge(db: Path, clean_db: tuple[Path, Path], gone: int) -> None:
-    _sql(db, ("DELETE FROM records WHERE idx = ?", (gone,)))
+    sql(db, ("DELETE FROM records WHERE idx = ?", (gone,)))
     for workers, chunk in ((2, 7), (2, 14), (1, None)):
         rep = verify_log(str(db), load_public_key(clean_db[1]), workers=workers, chunk=chunk)
         assert rep.first is not None
@@ -208,17 +200,12 @@ def test_worker_verdicts_equal_the_full_check(
     for idx, pos, bit, op, alt, keep_leaf in edits:
         env = bytearray(_ALT[alt](bytes(_envelope(db, idx))))
         pos %= len(env)
-        if op == "flip":
-            env[pos] ^= 1 << bit
-        elif op == "insert":
-            env[pos:pos] = b'" \\=A\n'[bit % 6 : bit % 6 + 1]
-        elif op == "delete":
-            del env[pos]
+        mutate(env, pos, bit, op)
         leaf = b"\x01" * 32 if not keep_leaf else leaf_hash(bytes(env))
         stmts.append(
             ("UPDATE records SET envelope = ?, leaf_hash = ? WHERE idx = ?", (bytes(env), leaf, idx))
         )
-    _sql(db, *stmts)
+    sql(db, *stmts)
     pub = load_public_key(clean_db[1])
     expected = []
     for i, env, stored in SQLiteStore(db).iter_rows(0, 12):
