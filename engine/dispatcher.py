@@ -74,7 +74,7 @@ def _json_like(value: Any) -> bool:
     return False
 
 
-def _context_constants(
+def _evaluate_constants(
     policies: Sequence[CompiledPolicy], base: dict[str, Any]
 ) -> tuple[dict[str, Any], dict[int, Program]]:
     """The policies' context constants evaluated against the context alone, and the programs that
@@ -217,7 +217,7 @@ class Engine:
         self._now = now or (lambda: datetime.now(UTC))
         self._provenance = provenance
         self._cluster_view = self.context.cluster.view() if self.context.cluster is not None else {}
-        self._constants: dict[str, Any] | None = None  # computed on first use (see _context_constants)
+        self._constants: dict[str, Any] | None = None  # computed on first use (see _evaluate_constants)
         self._fused: dict[int, Program] = {}  # id(policy) -> the fused program reading the constants
         # The fields of the `workload` and `request` views the policies can read (None: any):
         # only those are converted to CEL values, the costliest part of a resource's inputs.
@@ -308,7 +308,7 @@ class Engine:
     def _prepare_context(self) -> None:
         if self._constants is None:
             context = {"cluster": self._cluster_view, "catalog": self.context.catalog}
-            self._constants, self._fused = _context_constants(self.policies.policies, context)
+            self._constants, self._fused = _evaluate_constants(self.policies.policies, context)
             sources = _sources(self.policies.policies)
             self._workload_fields = fields_read(sources, "workload")
             self._request_fields = fields_read(sources, "request")

@@ -12,8 +12,7 @@ from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from typing import Any
 
-from ._internal.cel.batch import Batch
-from .dispatcher import Engine
+from .dispatcher import Engine, batch_slots
 from .documents import Document, read_documents
 from .errors import CharterError, InputError
 from .loader import ContextObjects, add_context, classify
@@ -119,9 +118,8 @@ def check_paths(
             )
             for doc in chunk
         ]
-        batch = Batch([p.base for p in prepared]) if size > 1 else None
-        for j, (doc, p) in enumerate(zip(chunk, prepared, strict=True)):
-            slot = batch.slot(j) if batch is not None else None
+        slots = batch_slots(prepared) if size > 1 else [None] * len(prepared)
+        for doc, p, slot in zip(chunk, prepared, slots, strict=True):
             run.decisions.append(ResourceDecision(doc, engine.decide(p, explain=explain, slot=slot)))
             done += 1
             if progress is not None:
