@@ -378,8 +378,7 @@ class Engine:
     def _run_groups(self, activations: _Activations) -> dict[int, _Given]:
         """id(policy) -> its fused value, for the members of every group that ran without error."""
         if self._groups is None:
-            self.warm()
-        assert self._groups is not None
+            self._groups = self._policy_groups()
         given: dict[int, _Given] = {}
         if not self._groups:
             return given
