@@ -118,8 +118,7 @@ def check_paths(
             )
             for doc in chunk
         ]
-        slots = batch_slots(prepared) if size > 1 else [None] * len(prepared)
-        for doc, p, slot in zip(chunk, prepared, slots, strict=True):
+        for doc, p, slot in zip(chunk, prepared, batch_slots(prepared), strict=True):
             run.decisions.append(ResourceDecision(doc, engine.decide(p, explain=explain, slot=slot)))
             done += 1
             if progress is not None:

@@ -110,8 +110,15 @@ def _audit(
                     )
                 )
             continue
-        if isinstance(value, str) and value.strip():
-            result.audit_annotations[a.key] = value.strip()[:MAX_AUDIT_ANNOTATION_VALUE_BYTES]
+        if isinstance(value, str):
+            _keep_annotation(result, a.key, value)
+
+
+def _keep_annotation(result: ValidateResult, key: str, value: str) -> None:
+    """An audit annotation's string value as the apiserver keeps it: trimmed, bounded, none if blank."""
+    value = value.strip()
+    if value:
+        result.audit_annotations[key] = value[:MAX_AUDIT_ANNOTATION_VALUE_BYTES]
 
 
 class Runnable(Protocol):
@@ -160,9 +167,7 @@ def _validate_fused(policy: CompiledPolicy, activation: Any, fused: Runnable) ->
     result = ValidateResult(decisions=decisions)
     for a, value in zip(fused_annotations, values[first_annotation:], strict=True):
         if type(value) is str:
-            value = value.strip()
-            if value:
-                result.audit_annotations[a.key] = value[:MAX_AUDIT_ANNOTATION_VALUE_BYTES]
+            _keep_annotation(result, a.key, value)
         elif value is not None:
             return None  # an unsupported type: the step-by-step path words the error
     if not policy.fused_annotations:

@@ -79,7 +79,7 @@ class Program:
         """
         if type(activation) is Slot:
             batch = activation.batch
-            batched = self._batched if self._batched is not _UNSET else self._compile_batched()
+            batched = self.batched()
             if batched is None or batch.unconvertible:
                 return _evaluate(self.program, activation.single())
             set_batch_index(activation.index)
