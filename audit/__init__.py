@@ -53,12 +53,17 @@ def open_sink(
     checkpoint_every: int = 1000,
     checkpoint_seconds: float = 10.0,
     writer: str | None = None,
+    spool: str | None = None,
 ) -> DecisionSink:
     """The audit sink for `--audit URL`: `postgresql://...`, `sqlite:///PATH`, a path, or "" for
     `.charter/audit.db`. The signing key is `key_path`, else $CHARTER_AUDIT_KEY, else
     `.charter/audit.key` (create one with `charter audit keygen`). `publish` (or
     $CHARTER_AUDIT_PUBLISH) names an append-only file every checkpoint is also written to.
     `writer` (or $CHARTER_AUDIT_WRITER): auto (default), thread or process; see `AuditLog`.
+    `spool`: a directory for `charter serve`'s spool (see `spooled.py`): each decision is durable
+    there before the answer and signed into the store by a low-priority applier process; "auto"
+    puts it beside a SQLite database (`audit.db.spool`) and uses none for PostgreSQL, whose commits
+    are already shared by every replica (a replica's local spool would not be).
     Raises AuditUnavailable when the store or the key cannot be opened."""
     from .crypto import load_private_key
     from .log import DEFAULT_ORIGIN, AuditLog
@@ -81,6 +86,19 @@ def open_sink(
     mode = writer or os.environ.get("CHARTER_AUDIT_WRITER") or "auto"
     if mode not in ("auto", "thread", "process"):
         raise AuditUnavailable(f"audit writer {mode!r}: expected auto, thread or process")
+    spool_dir = spool_path(store, spool)
+    if spool_dir is not None:
+        from .spooled import SpooledLog
+
+        return SpooledLog(
+            store,
+            key,
+            spool_dir,
+            origin=origin or DEFAULT_ORIGIN,
+            publishers=pubs,
+            checkpoint_every=checkpoint_every,
+            checkpoint_seconds=checkpoint_seconds,
+        )
     return AuditLog(
         store,
         key,
@@ -90,3 +108,15 @@ def open_sink(
         checkpoint_seconds=checkpoint_seconds,
         writer=mode,
     )
+
+
+def spool_path(store: object, spool: str | None) -> Path | None:
+    """The spool directory `spool` names for `store`: None, "" or "off" for none, "auto" for one
+    beside a SQLite database (none for PostgreSQL), else the path itself."""
+    from .store import SQLiteStore
+
+    if not spool or spool == "off":
+        return None
+    if spool == "auto":
+        return store.path.with_name(store.path.name + ".spool") if isinstance(store, SQLiteStore) else None
+    return Path(spool)

@@ -152,9 +152,9 @@ class _Committer:
         tx.insert_checkpoint(f.size, now_text(), note)
         return note
 
-    def commit(self, batch: Sequence[Spec]) -> str | None:
-        """Append the batch durably (COMMIT); return the checkpoint note written with it, if any.
-        Raises on any store failure, with nothing appended."""
+    def commit(self, batch: Sequence[Spec], meta: dict[str, str] | None = None) -> str | None:
+        """Append the batch (COMMIT), with `meta` set in the same transaction; return the checkpoint
+        note written with it, if any. Raises on any store failure, with nothing appended."""
         key, kid, sign = self.key, self.kid, sign_envelope
         with self.store.transaction() as tx:
             start = tx.size()
@@ -168,6 +168,8 @@ class _Committer:
                 f.push(lh)
                 rows.append(Row(idx, rid, t, cl, jur, ns, kind, name, user, op, dec, env, lh, pols, ds, ms))
             tx.insert(rows)
+            for k, v in (meta or {}).items():
+                tx.set_meta(k, v)
             note = self._maybe_checkpoint(tx, f, force=False)
         self.frontier = f
         if note is not None:

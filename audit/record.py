@@ -184,24 +184,25 @@ def _accelerator_numbers(workload: dict[str, Any]) -> list[Any]:
 
 def prepare(decision: Decision, context: DecisionContext, *, time: str | None = None) -> Prepared:
     """Build the statement for one decision (without its log index) and its query columns."""
+    return prepared(statement(decision, context, time=time))
+
+
+def statement(decision: Decision, context: DecisionContext, *, time: str | None = None) -> dict[str, Any]:
+    """The in-toto statement of one decision, its log index a placeholder: plain JSON values only,
+    so that it can be spooled as JSON and become the same record in another process."""
     a = decision.attributes
     cluster = context.cluster
     cview: dict[str, Any] | None = None
-    cname, jurisdiction = "", ""
+    cname = ""
     if cluster is not None:
         v = cluster.view()
-        cname, jurisdiction = v["name"], v["jurisdiction"]
+        cname = v["name"]
         cview = {k: v[k] for k in ("name", "type", "provider", "region", "jurisdiction", "jurisdictions")}
     user_info = a.user_info or {}
     user = str(user_info.get("username", ""))
     groups = [str(g) for g in user_info.get("groups", []) or []]
-    verdict = overall(decision)
     pset = context.policy_set_digest
-    results = [_result(o, v, pset) for o in decision.outcomes if (v := o.verdict) != "skip"]
-    workload = _workload(decision.workload)
-    record_id = new_record_id()
-    t = time or now_text()
-    statement: dict[str, Any] = {
+    return {
         "_type": STATEMENT_TYPE,
         "subject": [
             {
@@ -212,8 +213,8 @@ def prepare(decision: Decision, context: DecisionContext, *, time: str | None = 
         "predicateType": PREDICATE_TYPE,
         "predicate": {
             "logIndex": _PLACEHOLDER,
-            "decisionId": record_id,
-            "time": t,
+            "decisionId": new_record_id(),
+            "time": time or now_text(),
             "shell": context.shell,
             "cluster": cview,
             "request": {
@@ -228,24 +229,31 @@ def prepare(decision: Decision, context: DecisionContext, *, time: str | None = 
                 "namespace": a.namespace,
                 "name": a.name,
             },
-            "workload": workload,
-            "policySetDigest": context.policy_set_digest,
-            "results": results,
+            "workload": _workload(decision.workload),
+            "policySetDigest": pset,
+            "results": [_result(o, v, pset) for o in decision.outcomes if (v := o.verdict) != "skip"],
             "auditAnnotations": decision.audit_annotations(),
-            "decision": verdict,
+            "decision": overall(decision),
             "allowed": decision.allowed,
         },
     }
+
+
+def prepared(statement: dict[str, Any]) -> Prepared:
+    """The canonical payload template and the query columns of a statement built by `statement`."""
+    pred = statement["predicate"]
+    req, workload, cview = pred["request"], pred["workload"], pred["cluster"]
     try:
         template = canonical_json_of_strings(statement, _accelerator_numbers(workload))
     except Exception:  # numbers beyond RFC 8785 (e.g. in the workload view): carried as strings
         statement = json_safe(statement)
+        pred, workload = statement["predicate"], statement["predicate"]["workload"]
         template = canonical_json(statement)
     keep: dict[str, Any] | None = None
     if template.count(PLACEHOLDER_BYTES) != 1:
         keep = statement
     rows = []
-    for r in results:
+    for r in pred["results"]:
         ex = r["exceptions"]
         rows.append(
             PolicyRow(
@@ -256,16 +264,16 @@ def prepare(decision: Decision, context: DecisionContext, *, time: str | None = 
             )
         )
     return Prepared(
-        record_id=record_id,
-        time=t,
-        cluster=cname,
-        jurisdiction=jurisdiction,
-        namespace=a.namespace,
-        kind=a.kind,
-        name=a.name,
-        user=user,
-        operation=a.operation,
-        decision=verdict,
+        record_id=pred["decisionId"],
+        time=pred["time"],
+        cluster=cview["name"] if cview is not None else "",
+        jurisdiction=cview["jurisdiction"] if cview is not None else "",
+        namespace=req["namespace"],
+        kind=req["kind"],
+        name=req["name"],
+        user=req["user"],
+        operation=req["operation"],
+        decision=pred["decision"],
         template=template,
         statement=keep,
         policies=rows,

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 import json
+import os
 import sqlite3
 import time
 from collections.abc import Iterator, Sequence
@@ -145,6 +146,14 @@ class Tx:
         if ms:
             self.cur.executemany(q("INSERT INTO record_models (digest, idx) VALUES (?,?)"), ms)
 
+    def set_meta(self, key: str, value: str) -> None:
+        self.cur.execute(
+            self.q(
+                "INSERT INTO meta (key, value) VALUES (?,?) ON CONFLICT (key) DO UPDATE SET value = excluded.value"
+            ),
+            (key, value),
+        )
+
     def insert_checkpoint(self, size: int, time: str, note: str) -> None:
         self.cur.execute(
             self.q("INSERT INTO checkpoints (size, time, note) VALUES (?,?,?)"), (size, time, note)
@@ -168,6 +177,9 @@ class Store:
     def transaction(self) -> Iterator[Tx]:
         raise NotImplementedError
         yield  # pragma: no cover
+
+    def sync(self) -> None:
+        """Make every committed transaction durable (a store that commits durably has nothing to do)."""
 
     def close(self) -> None:
         """Close the writer connection, if any."""
@@ -262,11 +274,31 @@ class Store:
 
 
 class SQLiteStore(Store):
-    def __init__(self, path: str | Path, timeout: float = 30.0) -> None:
+    def __init__(self, path: str | Path, timeout: float = 30.0, synchronous: str = "FULL") -> None:
         self.path = Path(path)
         self.url = f"sqlite:///{self.path}"
         self.timeout = timeout
+        # FULL: each COMMIT is durable. NORMAL (the spool's applier, whose entries stay in the
+        # spool until `sync`): commits are atomic and ordered, and durable at the next `sync`.
+        self.synchronous = synchronous
         self._writer: sqlite3.Connection | None = None
+
+    def sync(self) -> None:
+        # In WAL mode every commit is in the -wal file (or, once checkpointed, in the database,
+        # which NORMAL syncs at each checkpoint): syncing both makes every commit so far durable.
+        for path in (self.path.with_name(self.path.name + "-wal"), self.path):
+            try:
+                fd = os.open(path, os.O_RDONLY)
+            except FileNotFoundError:
+                continue
+            except OSError as e:
+                raise StoreError(f"{path}: {e}") from e
+            try:
+                os.fsync(fd)
+            except OSError as e:
+                raise StoreError(f"{path}: fsync: {e}") from e
+            finally:
+                os.close(fd)
 
     def connect(self) -> sqlite3.Connection:
         try:
@@ -286,7 +318,7 @@ class SQLiteStore(Store):
                     if "locked" not in str(e) or time.monotonic() > deadline:
                         raise
                     time.sleep(0.01)
-            conn.execute("PRAGMA synchronous=FULL")
+            conn.execute(f"PRAGMA synchronous={self.synchronous}")
         except (sqlite3.Error, OSError) as e:
             raise StoreError(f"{self.path}: {e}") from e
         return conn

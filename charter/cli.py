@@ -244,6 +244,15 @@ def serve(
         AuditFailure,
         typer.Option("--audit-failure", help="When a decision cannot be audited: deny or allow."),
     ] = AuditFailure.deny,
+    audit_spool: Annotated[
+        str,
+        typer.Option(
+            "--audit-spool",
+            help="Directory where each decision is durable before the answer; a low-priority process "
+            "signs it into the log. auto: beside a SQLite log, none for PostgreSQL; off: sign and "
+            "commit before answering.",
+        ),
+    ] = "auto",
     namespace_source: Annotated[
         str | None,
         typer.Option(
@@ -265,7 +274,7 @@ def serve(
         from charter.audit import AuditUnavailable, open_sink
 
         try:
-            sink = open_sink(audit, audit_key)
+            sink = open_sink(audit, audit_key, spool=audit_spool)
         except AuditUnavailable as e:
             _fail(f"audit log: {e}")
     code = run_serve(

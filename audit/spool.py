@@ -1,0 +1,237 @@
+"""The audit spool: a local, fsync'd journal of unsigned decision statements, in segment files.
+
+`charter serve` makes each decision durable here before answering (one small append and one
+`fdatasync` per turn of the event loop), and a low-priority applier process turns the entries into
+signed records in the store later (`spooled.py`). This is a write-ahead log: what the applier has
+durably applied is recorded in the store, in the same transaction as the records, and a segment
+is deleted only once everything in it is durably in the store.
+
+Layout: `DIR/spool.id` (this spool's id, which names its position in the store) and segments
+`DIR/<seq>.seg`. An entry is `CSP1`, the payload's length and CRC-32 (little-endian u32 each),
+then the payload. A position is `seq << 32 | offset`: one integer, ordered like the entries.
+"""
+
+from __future__ import annotations
+
+import os
+import secrets
+import struct
+import zlib
+from collections.abc import Iterator
+from pathlib import Path
+
+MAGIC = b"CSP1"
+_HEADER = struct.Struct("<4sII")
+HEADER_SIZE = _HEADER.size
+SEGMENT_BYTES = 64 << 20  # a new segment starts past this size
+MAX_ENTRY = 16 << 20  # a statement is a few KB; anything near this is a corrupt length
+
+
+class SpoolError(Exception):
+    """The spool cannot be written, or an entry in it is corrupt (the message names file and offset)."""
+
+
+def position(seq: int, offset: int) -> int:
+    return seq << 32 | offset
+
+
+def split(pos: int) -> tuple[int, int]:
+    return pos >> 32, pos & 0xFFFFFFFF
+
+
+def frame(payload: bytes) -> bytes:
+    return _HEADER.pack(MAGIC, len(payload), zlib.crc32(payload)) + payload
+
+
+def _segment(directory: Path, seq: int) -> Path:
+    return directory / f"{seq:012d}.seg"
+
+
+def segments(directory: Path) -> list[int]:
+    return sorted(int(p.stem) for p in directory.glob("*.seg") if p.stem.isdigit())
+
+
+def spool_id(directory: Path) -> str:
+    """This spool's id, created on first use: the store keys its applied position by it."""
+    directory.mkdir(parents=True, exist_ok=True)
+    path = directory / "spool.id"
+    try:
+        return path.read_text().strip()
+    except FileNotFoundError:
+        pass
+    tmp = directory / f".spool.id.{os.getpid()}"
+    tmp.write_text(secrets.token_hex(16) + "\n")
+    _fsync_file(tmp)
+    try:
+        os.link(tmp, path)  # first writer wins; a concurrent one reads the winner's id
+    except FileExistsError:
+        pass
+    finally:
+        tmp.unlink()
+    _fsync_dir(directory)
+    return path.read_text().strip()
+
+
+def _fsync_file(path: Path) -> None:
+    fd = os.open(path, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _fsync_dir(directory: Path) -> None:
+    fd = os.open(directory, os.O_RDONLY)
+    try:
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+
+
+def _valid_end(path: Path) -> int:
+    """Offset just past the last whole, intact entry of a segment: a torn tail (a crash between
+    write and fdatasync, so never acknowledged) ends the valid part."""
+    end = 0
+    with open(path, "rb") as f:
+        data = f.read()
+    while end + HEADER_SIZE <= len(data):
+        magic, n, crc = _HEADER.unpack_from(data, end)
+        stop = end + HEADER_SIZE + n
+        if (
+            magic != MAGIC
+            or n > MAX_ENTRY
+            or stop > len(data)
+            or zlib.crc32(data[end + HEADER_SIZE : stop]) != crc
+        ):
+            break
+        end = stop
+    return end
+
+
+class Spool:
+    """The writing side (one process). Not thread-safe: the event loop owns it."""
+
+    def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+        self.dir = Path(directory)
+        self.segment_bytes = segment_bytes
+        try:
+            self.id = spool_id(self.dir)
+            seqs = segments(self.dir)
+            self.seq = seqs[-1] if seqs else 1
+            path = _segment(self.dir, self.seq)
+            end = _valid_end(path) if path.exists() else 0
+            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
+            os.ftruncate(self.fd, end)  # drop a torn tail before appending after it
+            os.lseek(self.fd, end, os.SEEK_SET)
+            os.fsync(self.fd)
+            _fsync_dir(self.dir)
+        except OSError as e:
+            raise SpoolError(f"audit spool {self.dir}: {e}") from e
+        self.offset = end
+        self.synced = position(self.seq, end)
+
+    @property
+    def end(self) -> int:
+        return position(self.seq, self.offset)
+
+    def write(self, payloads: list[bytes]) -> int:
+        """Append entries (not yet durable: call `sync`); return the position after them."""
+        data = b"".join(frame(p) for p in payloads)
+        try:
+            if self.offset and self.offset + len(data) > self.segment_bytes:
+                self._next_segment()
+            written = os.write(self.fd, data)
+            if written != len(data):  # a full disk: the rest never lands, and the entries are torn
+                raise OSError(f"short write ({written} of {len(data)} bytes)")
+        except OSError as e:
+            self._rewind()
+            raise SpoolError(f"audit spool {_segment(self.dir, self.seq)}: {e}") from e
+        self.offset += len(data)
+        return self.end
+
+    def sync(self) -> int:
+        """Make everything written durable; return the durable position."""
+        end = self.end
+        if end != self.synced:
+            try:
+                os.fdatasync(self.fd)
+            except OSError as e:
+                raise SpoolError(f"audit spool {_segment(self.dir, self.seq)}: fdatasync: {e}") from e
+            self.synced = end
+        return end
+
+    def _rewind(self) -> None:
+        try:
+            os.ftruncate(self.fd, self.offset)
+            os.lseek(self.fd, self.offset, os.SEEK_SET)
+        except OSError:
+            pass
+
+    def _next_segment(self) -> None:
+        os.fdatasync(self.fd)
+        os.close(self.fd)
+        self.seq += 1
+        self.fd = os.open(_segment(self.dir, self.seq), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        _fsync_dir(self.dir)  # the new segment's name is durable before anything in it is acknowledged
+        self.offset = 0
+
+    def release(self, durable: int) -> int:
+        """Delete the segments wholly below `durable` (what the store holds durably); return how many."""
+        seq, _ = split(durable)
+        gone = 0
+        for s in segments(self.dir):
+            if s >= min(seq, self.seq):
+                break
+            try:
+                _segment(self.dir, s).unlink()
+                gone += 1
+            except FileNotFoundError:
+                pass
+        return gone
+
+    def close(self) -> None:
+        try:
+            self.sync()
+        finally:
+            os.close(self.fd)
+
+
+def read(directory: str | Path, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
+    """(position after the entry, payload) for the entries from `start` up to `stop` (positions
+    the writer has made durable). A corrupt entry below `stop` raises SpoolError naming it."""
+    d = Path(directory)
+    seq, offset = split(start)
+    end_seq, end_off = split(stop)
+    known = segments(d)
+    if seq not in known and start != stop:
+        # the position's segment is gone (released) or not yet started: start at the next one
+        later = [s for s in known if s > seq]
+        if not later:
+            return
+        seq, offset = later[0], 0
+    while (seq, offset) < (end_seq, end_off):
+        path = _segment(d, seq)
+        limit = end_off if seq == end_seq else None
+        try:
+            with open(path, "rb") as f:
+                f.seek(offset)
+                data = f.read() if limit is None else f.read(max(0, limit - offset))
+        except FileNotFoundError as e:
+            raise SpoolError(
+                f"audit spool segment {path} is missing (expected entries up to {stop:#x})"
+            ) from e
+        pos = 0
+        while pos < len(data):
+            if len(data) - pos < HEADER_SIZE:
+                raise SpoolError(f"{path}: truncated entry header at offset {offset + pos}")
+            magic, n, crc = _HEADER.unpack_from(data, pos)
+            body = data[pos + HEADER_SIZE : pos + HEADER_SIZE + n]
+            if magic != MAGIC or n > MAX_ENTRY or len(body) != n or zlib.crc32(body) != crc:
+                raise SpoolError(
+                    f"{path}: corrupt entry at offset {offset + pos} (bad magic, length or CRC-32)"
+                )
+            pos += HEADER_SIZE + n
+            yield position(seq, offset + pos), body
+        if seq == end_seq:
+            return
+        seq, offset = seq + 1, 0
