@@ -102,6 +102,10 @@ def _spec(p: Prepared) -> Spec:
     )  # fmt: skip
 
 
+class MetaMoved(Exception):
+    """Another writer moved a meta value this commit was conditional on; args[0] is its value."""
+
+
 class _Committer:
     """Signs, inserts and checkpoints: one transaction per batch, holding the log's lock.
 
@@ -152,11 +156,19 @@ class _Committer:
         tx.insert_checkpoint(f.size, now_text(), note)
         return note
 
-    def commit(self, batch: Sequence[Spec], meta: dict[str, str] | None = None) -> str | None:
+    def commit(
+        self,
+        batch: Sequence[Spec],
+        meta: dict[str, str] | None = None,
+        expect: tuple[str, str] | None = None,
+    ) -> str | None:
         """Append the batch (COMMIT), with `meta` set in the same transaction; return the checkpoint
-        note written with it, if any. Raises on any store failure, with nothing appended."""
+        note written with it, if any. Raises on any store failure, with nothing appended; raises
+        MetaMoved, appending nothing, if `expect` (key, value) no longer holds in the store."""
         key, kid, sign = self.key, self.kid, sign_envelope
         with self.store.transaction() as tx:
+            if expect is not None and (found := tx.get_meta(expect[0]) or "0") != expect[1]:
+                raise MetaMoved(found)
             start = tx.size()
             f = self._catch_up(tx, self.frontier, start)
             rows = []

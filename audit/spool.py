@@ -13,6 +13,7 @@ then the payload. A position is `seq << 32 | offset`: one integer, ordered like 
 
 from __future__ import annotations
 
+import fcntl
 import os
 import secrets
 import struct
@@ -23,7 +24,7 @@ from pathlib import Path
 MAGIC = b"CSP1"
 _HEADER = struct.Struct("<4sII")
 HEADER_SIZE = _HEADER.size
-SEGMENT_BYTES = 64 << 20  # a new segment starts past this size
+SEGMENT_BYTES = 16 << 20  # segment size (zero-filled ahead of use); a new one starts past it
 MAX_ENTRY = 16 << 20  # a statement is a few KB; anything near this is a corrupt length
 
 
@@ -37,6 +38,12 @@ def position(seq: int, offset: int) -> int:
 
 def split(pos: int) -> tuple[int, int]:
     return pos >> 32, pos & 0xFFFFFFFF
+
+
+def distance(a: int, b: int, segment_bytes: int = SEGMENT_BYTES) -> int:
+    """About how many spool bytes lie between positions a <= b (segments counted full)."""
+    (sa, oa), (sb, ob) = split(a), split(b)
+    return ob - oa if sb == sa else (sb - sa) * segment_bytes + ob - oa
 
 
 def frame(payload: bytes) -> bytes:
@@ -108,23 +115,64 @@ def _valid_end(path: Path) -> int:
     return end
 
 
+def _zero_filled(path: Path, size: int) -> None:
+    """Write `size` zero bytes to a new file at `path` (via a temporary name) and make it durable."""
+    tmp = path.with_name(path.name + ".tmp")
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    try:
+        chunk = bytes(1 << 20)
+        for off in range(0, size, len(chunk)):
+            os.pwrite(fd, chunk[: min(len(chunk), size - off)], off)
+        os.fsync(fd)
+    finally:
+        os.close(fd)
+    os.rename(tmp, path)
+
+
+def prepare_spare(directory: str | Path, segment_bytes: int = SEGMENT_BYTES) -> bool:
+    """Zero-fill the next segment ahead of need (the applier does it while idle); True if it did."""
+    spare = Path(directory) / SPARE
+    if spare.exists():
+        return False
+    _zero_filled(spare, segment_bytes)
+    _fsync_dir(Path(directory))
+    return True
+
+
+SPARE = "spare.seg.next"
+
+
 class Spool:
-    """The writing side (one process). Not thread-safe: the event loop owns it."""
+    """The writing side (one process). Not thread-safe: the event loop owns it.
+
+    Segments are zero-filled before use and written in place: an `fdatasync` then flushes this
+    file's data only, with no file size or block allocation to commit to the filesystem's journal
+    (on ext4 such a commit also flushes every other file's pending data, and the audit store's
+    writes would then be paid for by each review's fsync)."""
 
     def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES) -> None:
         self.dir = Path(directory)
         self.segment_bytes = segment_bytes
         try:
             self.id = spool_id(self.dir)
+            self._lock = os.open(self.dir / "writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
+            except BlockingIOError:
+                os.close(self._lock)
+                raise SpoolError(f"audit spool {self.dir} is in use by another charter process") from None
             seqs = segments(self.dir)
             self.seq = seqs[-1] if seqs else 1
             path = _segment(self.dir, self.seq)
-            end = _valid_end(path) if path.exists() else 0
-            self.fd = os.open(path, os.O_WRONLY | os.O_CREAT, 0o600)
-            os.ftruncate(self.fd, end)  # drop a torn tail before appending after it
-            os.lseek(self.fd, end, os.SEEK_SET)
+            if not path.exists():
+                self._create(self.seq)
+            end = _valid_end(path)
+            self.fd = os.open(path, os.O_WRONLY, 0o600)
+            # Zero what follows the last intact entry (a torn tail, never acknowledged), so that
+            # nothing after the end can pass for an entry after a later crash.
+            size = max(os.fstat(self.fd).st_size, self.segment_bytes)
+            os.pwrite(self.fd, bytes(size - end), end)
             os.fsync(self.fd)
-            _fsync_dir(self.dir)
         except OSError as e:
             raise SpoolError(f"audit spool {self.dir}: {e}") from e
         self.offset = end
@@ -140,11 +188,10 @@ class Spool:
         try:
             if self.offset and self.offset + len(data) > self.segment_bytes:
                 self._next_segment()
-            written = os.write(self.fd, data)
+            written = os.pwrite(self.fd, data, self.offset)
             if written != len(data):  # a full disk: the rest never lands, and the entries are torn
                 raise OSError(f"short write ({written} of {len(data)} bytes)")
         except OSError as e:
-            self._rewind()
             raise SpoolError(f"audit spool {_segment(self.dir, self.seq)}: {e}") from e
         self.offset += len(data)
         return self.end
@@ -160,20 +207,22 @@ class Spool:
             self.synced = end
         return end
 
-    def _rewind(self) -> None:
+    def _create(self, seq: int) -> None:
+        path = _segment(self.dir, seq)
         try:
-            os.ftruncate(self.fd, self.offset)
-            os.lseek(self.fd, self.offset, os.SEEK_SET)
-        except OSError:
-            pass
+            os.rename(self.dir / SPARE, path)  # zero-filled ahead of time by the applier
+        except FileNotFoundError:
+            _zero_filled(path, self.segment_bytes)
+        _fsync_dir(self.dir)  # the segment's name is durable before anything in it is acknowledged
 
     def _next_segment(self) -> None:
         os.fdatasync(self.fd)
         os.close(self.fd)
         self.seq += 1
-        self.fd = os.open(_segment(self.dir, self.seq), os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
-        _fsync_dir(self.dir)  # the new segment's name is durable before anything in it is acknowledged
+        self._create(self.seq)
+        self.fd = os.open(_segment(self.dir, self.seq), os.O_WRONLY)
         self.offset = 0
+        self.synced = self.end
 
     def release(self, durable: int) -> int:
         """Delete the segments wholly below `durable` (what the store holds durably); return how many."""
@@ -194,6 +243,7 @@ class Spool:
             self.sync()
         finally:
             os.close(self.fd)
+            os.close(self._lock)  # releases the lock
 
 
 def read(directory: str | Path, start: int, stop: int) -> Iterator[tuple[int, bytes]]:
@@ -223,8 +273,12 @@ def read(directory: str | Path, start: int, stop: int) -> Iterator[tuple[int, by
         pos = 0
         while pos < len(data):
             if len(data) - pos < HEADER_SIZE:
+                if limit is None and not data[pos:].strip(b"\0"):
+                    break
                 raise SpoolError(f"{path}: truncated entry header at offset {offset + pos}")
             magic, n, crc = _HEADER.unpack_from(data, pos)
+            if magic == b"\0\0\0\0" and n == 0 and limit is None:
+                break  # the zero-filled rest of an earlier segment
             body = data[pos + HEADER_SIZE : pos + HEADER_SIZE + n]
             if magic != MAGIC or n > MAX_ENTRY or len(body) != n or zlib.crc32(body) != crc:
                 raise SpoolError(

@@ -19,6 +19,9 @@ import contextlib
 import json
 import logging
 import os
+import select
+import socket
+import subprocess
 import sys
 import threading
 import time
@@ -31,16 +34,19 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .crypto import keyid, public_pem
-from .log import DEFAULT_ORIGIN, Metrics, _Committer, _spec
+from .log import DEFAULT_ORIGIN, MetaMoved, Metrics, _Committer, _spec
 from .publish import CheckpointPublisher
 from .record import prepared, statement
 from .sink import AuditUnavailable, DecisionContext
-from .spool import Spool, SpoolError, position, read, segments, split
+from .spool import SEGMENT_BYTES, Spool, SpoolError, distance, position, prepare_spare, read, segments
 from .store import SQLiteStore, Store, StoreError, open_store
 
 log = logging.getLogger("charter.audit")
 
 APPLY_BATCH = 256  # entries per applier transaction
+APPLY_DELAY = 0.05  # seconds entries wait for more to share their transaction (the answer does not wait)
+APPLY_BYTES = 256 << 10  # ... unless this much is pending
+TELL_SECONDS = 0.01  # how often the event loop tells the applier how far the spool is durable
 DURABLE_SECONDS = 0.5  # how often the applier makes its commits durable (and the spool releasable)
 MAX_LAG = 32 << 20  # spool bytes the applier may be behind before appends wait for it
 
@@ -67,6 +73,7 @@ class SpooledLog:
         publishers: Sequence[CheckpointPublisher] = (),
         max_lag: int = MAX_LAG,
         timeout: float = 30.0,
+        segment_bytes: int = SEGMENT_BYTES,
     ) -> None:
         self.store, self.key = store, key
         self.publishers = list(publishers)
@@ -88,11 +95,13 @@ class SpooledLog:
                 "audit log %s was started with key %s; now signing with %s", store.url, meta.get("keyid"), kid
             )
         try:
-            self.spool = Spool(spool_dir)
+            self.spool = Spool(spool_dir, segment_bytes)
         except SpoolError as e:
             raise AuditUnavailable(str(e)) from e
         self._lock = threading.Lock()
         self._pending: list[asyncio.Future[str]] = []
+        self._progress: list[asyncio.Future[None]] = []
+        self._tell_at: asyncio.TimerHandle | None = None  # appends waiting for the applier to catch up
         self._flush_at: asyncio.AbstractEventLoop | None = None
         self._reader_on: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -147,6 +156,8 @@ class SpooledLog:
             if self._closed:
                 return
             self._closed = True
+            if self._tell_at is not None:
+                self._tell_at.cancel()
             try:
                 end = self.spool.sync()
             except SpoolError as e:
@@ -195,7 +206,7 @@ class SpooledLog:
         self._flush_at = None
         pending, self._pending = self._pending, []
         try:
-            end = self.spool.sync()
+            self.spool.sync()
         except SpoolError as e:
             self.metrics.failures += len(pending)
             log.error("audit spool unavailable, %d decisions not recorded: %s", len(pending), e)
@@ -207,21 +218,35 @@ class SpooledLog:
         for f in pending:
             if not f.done():
                 f.set_result("")
-        self._applier.tell(end)
+        # The applier waits APPLY_DELAY for more anyway: telling it once per TELL_SECONDS spares a
+        # message and a wake-up of the applier per loop turn.
+        loop = asyncio.get_running_loop()
+        if self._tell_at is None:
+            self._tell_at = loop.call_later(TELL_SECONDS, self._tell)
+
+    def _tell(self) -> None:
+        self._tell_at = None
+        self._applier.tell(self.spool.synced)
 
     def _lag(self) -> int:
-        (es, eo), (aps, apo) = split(self.spool.end), split(self.applied)
-        return (es - aps) * self.spool.segment_bytes + eo - apo if es > aps else eo - apo
+        return distance(self.applied, self.spool.end, self.spool.segment_bytes)
 
     async def _wait_for_applier(self, loop: asyncio.AbstractEventLoop) -> None:
+        """Backpressure: wait (without spinning: the applier runs only when this process is idle)
+        until the applier reports progress that brings the lag under the bound."""
         deadline = loop.time() + self.timeout
+        self._applier.tell(self.spool.synced)
         while self._lag() > self.max_lag:
-            if loop.time() > deadline:
+            left = deadline - loop.time()
+            if left <= 0:
                 self._fail(
                     f"the applier is {self._lag()} bytes behind the spool ({self.applier_error or 'busy'})"
                 )
+            fut: asyncio.Future[None] = loop.create_future()
+            self._progress.append(fut)
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(fut, min(left, 1.0))
             self._applier.revive()
-            await asyncio.sleep(0.005)
 
     def _wait_for_applier_sync(self) -> None:
         deadline = time.monotonic() + self.timeout
@@ -241,6 +266,10 @@ class SpooledLog:
             self.applied = max(self.applied, int(value))
             self.applier_error = None
             self.metrics.batches += 1
+            progress, self._progress = self._progress, []
+            for f in progress:
+                if not f.done():
+                    f.set_result(None)
         elif kind == "durable":
             self.durable = max(self.durable, int(value))
             if not self._closed:
@@ -261,22 +290,58 @@ class SpooledLog:
                 log.error("publishing checkpoint to %s failed: %s", p, e)
 
 
+class _Channel:
+    """Messages over a SOCK_SEQPACKET socket: one JSON value per packet, so a packet is sent whole or
+    not at all (the parent's end is non-blocking: the event loop watches it and never waits on it)."""
+
+    def __init__(self, sock: socket.socket) -> None:
+        self.sock = sock
+
+    def fileno(self) -> int:
+        return self.sock.fileno()
+
+    def send(self, msg: Any) -> bool:
+        """Send; False if it would block (the peer is behind)."""
+        try:
+            self.sock.send(json.dumps(msg).encode())
+            return True
+        except BlockingIOError:
+            return False
+
+    def recv(self, timeout: float | None) -> list[Any]:
+        """Every message waiting, after waiting up to `timeout` for the first; raises EOFError."""
+        out: list[Any] = []
+        ready = select.select([self.sock], [], [], timeout)[0] if timeout != 0 else [self.sock]
+        while ready:
+            try:
+                data = self.sock.recv(1 << 16, socket.MSG_DONTWAIT)
+            except BlockingIOError:
+                break
+            if not data:
+                if out:
+                    break
+                raise EOFError
+            out.append(json.loads(data))
+        return out
+
+    def close(self) -> None:
+        self.sock.close()
+
+
 class _Applier:
-    """The parent's side of the applier process: a pipe, its replies, and restarts if it dies."""
+    """The parent's side of the applier process: a channel, its replies, and restarts if it dies."""
 
     def __init__(self, owner: SpooledLog) -> None:
         self.owner = owner
-        self.told = -1
         self.loop: asyncio.AbstractEventLoop | None = None
+        self.dead = True
         self._start()
 
     def _start(self) -> None:
-        import socket
         import subprocess
-        from multiprocessing.connection import Connection
 
         o = self.owner
-        mine, theirs = socket.socketpair()
+        mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         self.proc = subprocess.Popen(
             [
                 sys.executable,
@@ -290,35 +355,38 @@ class _Applier:
             stdout=subprocess.DEVNULL,
         )
         theirs.close()
-        self.conn = Connection(mine.detach())
+        self.chan = _Channel(mine)
         raw = o.key.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
-        self.conn.send(
-            (
-                o.store.url,
-                raw,
-                o.origin,
-                o.checkpoint_every,
-                o.checkpoint_seconds,
-                str(o.spool.dir),
-                o.spool.id,
-            )
-        )
+        # the key goes over the socket, not the command line
+        config = [
+            o.store.url,
+            raw.hex(),
+            o.origin,
+            o.checkpoint_every,
+            o.checkpoint_seconds,
+            str(o.spool.dir),
+            o.spool.id,
+            o.spool.segment_bytes,
+        ]
+        self.chan.send(config)
         try:
-            ready = self.conn.recv() if self.conn.poll(o.timeout + 30) else ("err", "no answer")
+            got = self.chan.recv(o.timeout + 30)
+            ready = got[0] if got else ["err", "no answer"]
         except (EOFError, OSError) as e:
-            ready = ("err", f"exited ({e or 'EOF'})")
+            ready = ["err", f"exited ({e or 'EOF'})"]
         if ready[0] != "ready":
-            self.conn.close()
+            self.chan.close()
             self.proc.kill()
             self.proc.wait()
             raise AuditUnavailable(f"audit applier did not start: {ready[1]}")
+        mine.setblocking(False)
         # nothing lies below the oldest segment still in the spool
         floor = position(min(segments(o.spool.dir), default=o.spool.seq), 0)
         o.applied = o.durable = max(int(ready[1]), floor)
         self.dead = False
-        self.told = -1
+        self.told, self.want = -1, -1
         self.tell(o.spool.synced)  # what an earlier run left unapplied is applied first
         if self.loop is not None:
             self.watch(self.loop)
@@ -326,51 +394,65 @@ class _Applier:
     def watch(self, loop: asyncio.AbstractEventLoop) -> None:
         """Read replies on the event loop as they come (no thread: nothing else wants the GIL)."""
         self.loop = loop
-        loop.add_reader(self.conn.fileno(), self.poll, 0)
+        if not self.dead and not loop.is_closed():
+            loop.add_reader(self.chan.fileno(), self.poll, 0)
+
+    def _unwatch(self) -> None:
+        if self.loop is not None and not self.loop.is_closed():
+            with contextlib.suppress(ValueError, OSError, RuntimeError):
+                self.loop.remove_reader(self.chan.fileno())
+                self.loop.remove_writer(self.chan.fileno())
 
     def tell(self, end: int) -> None:
-        """The spool is durable up to `end`: the applier may apply that far."""
-        if end <= self.told or self.dead:
+        """The spool is durable up to `end`: the applier may apply that far. Never blocks: if the
+        applier is behind on reading, the newest position is sent once it can take it."""
+        self.want = max(self.want, end)
+        if self.want <= self.told or self.dead:
             return
         try:
-            self.conn.send(("end", end))
-            self.told = end
-        except (OSError, ValueError) as e:
+            sent = self.chan.send(["end", self.want])
+        except OSError as e:
             self._died(f"audit applier: {e}")
+            return
+        if sent:
+            self.told = self.want
+        elif self.loop is not None and not self.loop.is_closed():
+            self.loop.add_writer(self.chan.fileno(), self._writable)
+
+    def _writable(self) -> None:
+        if self.loop is not None:
+            self.loop.remove_writer(self.chan.fileno())
+        self.tell(self.want)
 
     def poll(self, timeout: float) -> None:
+        if self.dead:
+            return
         try:
-            while self.conn.poll(timeout):
-                kind, value = self.conn.recv()
+            for kind, value in self.chan.recv(timeout):
                 self.owner._on_reply(kind, value)
-                if kind == "closed":
-                    return
-                timeout = 0
         except (EOFError, OSError, ValueError) as e:
             self._died(f"audit applier exited ({e or 'EOF'})")
 
     def _died(self, why: str) -> None:
         if self.dead:
             return
+        self._unwatch()
         self.dead = True
         self.owner.applier_error = why
         self.owner.metrics.failures += 1
         log.error("%s; decisions stay in the spool until it is restarted", why)
-        if self.loop is not None:
-            with contextlib.suppress(ValueError, OSError):
-                self.loop.remove_reader(self.conn.fileno())
         self.revive()
 
-    def revive(self) -> None:
+    def revive(self, force: bool = False) -> None:
         """Restart a dead applier (at most every 5 s): it resumes from the store's position."""
         o = self.owner
-        if not self.dead or o._closed or time.monotonic() - o._restarted < 5.0:
+        if not self.dead or (not force and (o._closed or time.monotonic() - o._restarted < 5.0)):
             return
         o._restarted = time.monotonic()
-        self.conn.close()
+        self.chan.close()
         try:
             self.proc.wait(timeout=5)
-        except Exception:
+        except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
         try:
@@ -380,26 +462,21 @@ class _Applier:
 
     def close(self, end: int) -> None:
         o = self.owner
-        if self.loop is not None:
-            with contextlib.suppress(ValueError, OSError, RuntimeError):
-                self.loop.remove_reader(self.conn.fileno())
-        if self.dead:  # one more try, so that a clean shutdown leaves nothing in the spool
-            o._restarted = 0.0
-            o._closed, closed = False, o._closed
-            self.revive()
-            o._closed = closed
+        self._unwatch()
+        self.loop = None
+        self.revive(force=True)  # a dead applier gets one more try, so that a clean stop leaves nothing
         if not self.dead:
+            self.chan.sock.setblocking(True)
+            self.told = -1
             self.tell(end)
             try:
-                self.conn.send(None)
+                self.chan.send(None)
                 deadline = time.monotonic() + o.timeout + 30
-                while time.monotonic() < deadline:
-                    if not self.conn.poll(0.5):
-                        continue
-                    kind, value = self.conn.recv()
-                    o._on_reply(kind, value)
-                    if kind == "closed":
-                        break
+                closed = False
+                while not closed and time.monotonic() < deadline:
+                    for kind, value in self.chan.recv(0.5):
+                        o._on_reply(kind, value)
+                        closed = closed or kind == "closed"
             except (EOFError, OSError, ValueError) as e:
                 log.error(
                     "audit applier exited while closing (%s); the spool keeps what it had not applied", e
@@ -409,10 +486,10 @@ class _Applier:
                 "audit applier stopped %d spool bytes short of the end; they are applied at the next start",
                 o._lag(),
             )
-        self.conn.close()
+        self.chan.close()
         try:
             self.proc.wait(timeout=30)
-        except Exception:  # pragma: no cover
+        except subprocess.TimeoutExpired:  # pragma: no cover
             self.proc.kill()
 
 
@@ -421,16 +498,15 @@ class _Applier:
 
 def _applier_entry() -> None:
     import signal
-    from multiprocessing.connection import Connection
 
     signal.signal(signal.SIGINT, signal.SIG_IGN)  # the parent decides when to stop
-    conn = Connection(int(sys.argv[1]))
+    chan = _Channel(socket.socket(fileno=int(sys.argv[1])))
     try:
-        args = conn.recv()
-    except EOFError:
+        config = chan.recv(None)[0]
+    except (EOFError, IndexError):
         return
     _lower_priority()
-    _applier_main(conn, *args)
+    _applier_main(chan, *config)
 
 
 def _lower_priority() -> None:
@@ -445,7 +521,15 @@ def _lower_priority() -> None:
 
 
 def _applier_main(
-    conn: Any, url: str, raw_key: bytes, origin: str, every: int, seconds: float, spool_dir: str, sid: str
+    conn: _Channel,
+    url: str,
+    raw_key: str,
+    origin: str,
+    every: int,
+    seconds: float,
+    spool_dir: str,
+    sid: str,
+    segment_bytes: int,
 ) -> None:
     try:
         store = open_store(url)
@@ -456,88 +540,106 @@ def _applier_main(
     except Exception as e:
         conn.send(("err", str(e)))
         return
-    c = _Committer(store, Ed25519PrivateKey.from_private_bytes(raw_key), origin, every, seconds)
+    c = _Committer(
+        store, Ed25519PrivateKey.from_private_bytes(bytes.fromhex(raw_key)), origin, every, seconds
+    )
     conn.send(("ready", applied))
     key = position_key(sid)
     end, durable, closing = applied, applied, False
     last_sync = time.monotonic()
-    backoff = 0.0
+    pending_since: float | None = None  # when entries began waiting to be applied
+    retry_at, backoff = 0.0, 0.0
     try:
         while True:
+            now = time.monotonic()
             wait = c.due_in()
             if applied > durable:
-                wait = min(wait, max(0.0, DURABLE_SECONDS - (time.monotonic() - last_sync)))
+                wait = min(wait, DURABLE_SECONDS - (now - last_sync))
             if applied < end:
-                wait = min(wait, backoff)
+                pending_since = now if pending_since is None else pending_since
+                wait = min(wait, _apply_at(pending_since, applied, end, retry_at) - now)
             try:
-                while conn.poll(wait if not closing else 0):
-                    msg = conn.recv()
+                for msg in conn.recv(0 if closing else max(0.0, wait)):
                     if msg is None:
                         closing = True
                     else:
                         end = max(end, msg[1])
-                    wait = 0
             except EOFError:  # the parent is gone: apply what is durable, then stop
                 closing = True
+            now = time.monotonic()
             if applied < end:
-                try:
-                    applied = _apply(c, spool_dir, key, applied, end)
-                    conn.send(("applied", applied))
-                    backoff = 0.0
-                except (StoreError, AuditUnavailable) as e:
-                    conn.send(("err", f"store: {e}"))
-                    backoff = min(5.0, max(0.1, backoff * 2))
-                    if closing:
-                        break
-                    time.sleep(backoff)
-                    continue
-                except SpoolError as e:  # a corrupt entry: stop here, never skip it
-                    conn.send(("err", str(e)))
-                    backoff = 5.0
-                    if closing:
-                        break
-                    time.sleep(backoff)
-                    continue
-                if applied < end and not closing:
-                    continue  # more to apply: another transaction, the next wait is zero
-            if applied > durable and (closing or time.monotonic() - last_sync >= DURABLE_SECONDS):
+                pending_since = now if pending_since is None else pending_since
+                if closing or now >= _apply_at(pending_since, applied, end, retry_at):
+                    try:
+                        while applied < end:
+                            applied = _apply(c, spool_dir, key, applied, end)
+                        conn.send(("applied", applied))
+                        pending_since, backoff = None, 0.0
+                    except (StoreError, AuditUnavailable, SpoolError) as e:
+                        # the store is down, or an entry is corrupt: keep it in the spool, never skip
+                        conn.send(("applied", applied))
+                        conn.send(("err", f"store: {e}" if not isinstance(e, SpoolError) else str(e)))
+                        if closing:
+                            conn.send(("closed", None))
+                            return
+                        backoff = min(5.0, max(0.1, backoff * 2))
+                        retry_at = time.monotonic() + backoff
+                        continue
+            if applied > durable and (closing or now - last_sync >= DURABLE_SECONDS):
                 store.sync()
                 durable, last_sync = applied, time.monotonic()
                 conn.send(("durable", durable))
-            if closing and applied >= end:
+            if closing:
                 note = _checkpoint(c, True)
                 store.sync()
                 conn.send(("closed", note))
-                return
-            if closing:  # could not apply everything: say so, leave the rest in the spool
-                conn.send(("closed", None))
                 return
             if time.monotonic() - c.last_cp_time >= c.checkpoint_seconds:
                 note = _checkpoint(c, False)
                 if note is not None:
                     conn.send(("cp", note))
+            if applied >= end:
+                try:
+                    prepare_spare(spool_dir, segment_bytes)
+                except OSError as e:  # the writer zero-fills its next segment itself
+                    log.error("audit spool %s: preparing the next segment: %s", spool_dir, e)
     except (OSError, ValueError):  # the parent's end of the pipe is gone
         return
     finally:
         store.close()
 
 
+def _apply_at(since: float, applied: int, end: int, retry_at: float) -> float:
+    """When to apply what is pending: after a short wait, so that one transaction takes many
+    records (their index pages written once, not once per record), sooner if much is pending."""
+    soon = since if distance(applied, end) >= APPLY_BYTES else since + APPLY_DELAY
+    return max(soon, retry_at)
+
+
 def _apply(c: _Committer, spool_dir: str, key: str, start: int, end: int) -> int:
-    """One transaction: up to APPLY_BATCH entries from `start`, with the position after them."""
+    """One transaction: up to APPLY_BATCH entries from `start`, with the position after them. The
+    entries before a corrupt one are applied; the next call starts at it, and raises."""
     specs, pos = [], start
-    for after, payload in read(spool_dir, start, end):
-        try:
-            specs.append(_spec(prepared(json.loads(payload))))
-        except (ValueError, KeyError, TypeError) as e:
-            raise SpoolError(
-                f"{spool_dir}: entry before position {after:#x} is not a decision statement: {e}"
-            ) from e
-        pos = after
-        if len(specs) >= APPLY_BATCH:
-            break
+    try:
+        for after, payload in read(spool_dir, start, end):
+            try:
+                specs.append(_spec(prepared(json.loads(payload))))
+            except (ValueError, KeyError, TypeError) as e:
+                raise SpoolError(
+                    f"{spool_dir}: the entry ending at position {after:#x} is not a decision statement: {e}"
+                ) from e
+            pos = after
+            if len(specs) >= APPLY_BATCH:
+                break
+    except SpoolError:
+        if not specs:
+            raise
     if pos == start:
         return end  # nothing between (a released segment's tail): caught up
-    c.commit(specs, meta={key: str(pos)})
+    try:
+        c.commit(specs, meta={key: str(pos)}, expect=(key, str(start)))
+    except MetaMoved as e:  # an applier of an earlier run, still finishing, got there first
+        return int(e.args[0])
     return pos
 
 

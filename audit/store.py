@@ -146,6 +146,11 @@ class Tx:
         if ms:
             self.cur.executemany(q("INSERT INTO record_models (digest, idx) VALUES (?,?)"), ms)
 
+    def get_meta(self, key: str) -> str | None:
+        self.cur.execute(self.q("SELECT value FROM meta WHERE key = ?"), (key,))
+        row = self.cur.fetchone()
+        return None if row is None else str(row[0])
+
     def set_meta(self, key: str, value: str) -> None:
         self.cur.execute(
             self.q(

@@ -8,18 +8,34 @@ import sqlite3
 import subprocess
 from pathlib import Path
 
+import pytest
 import yaml
 
 from .conftest import CA, CHARTER, EXAMPLE_ARGS, REPO, Server, admission_review
 
 
-def test_served_decisions_are_audited_and_verify(ca: CA, tmp_path: Path) -> None:
+@pytest.mark.parametrize("spool", ["auto", "off"])
+def test_served_decisions_are_audited_and_verify(ca: CA, tmp_path: Path, spool: str) -> None:
+    """auto: durable in the spool beside the log before answering, signed by the applier;
+    off: signed and committed before answering."""
     keygen = subprocess.run(
         [CHARTER, "audit", "keygen", "--out", str(tmp_path)], capture_output=True, text=True
     )
     assert keygen.returncode == 0, keygen.stderr
     db = tmp_path / "audit.db"
-    s = Server(tmp_path, ca, [*EXAMPLE_ARGS, "--audit", str(db), "--audit-key", str(tmp_path / "audit.key")])
+    s = Server(
+        tmp_path,
+        ca,
+        [
+            *EXAMPLE_ARGS,
+            "--audit",
+            str(db),
+            "--audit-key",
+            str(tmp_path / "audit.key"),
+            "--audit-spool",
+            spool,
+        ],
+    )
     docs = [
         d
         for d in yaml.safe_load_all((REPO / "examples/workloads/compliant-fraud-batch.yaml").read_text())
@@ -34,6 +50,7 @@ def test_served_decisions_are_audited_and_verify(ca: CA, tmp_path: Path) -> None
     finally:
         assert s.stop() == 0  # a clean shutdown writes the final checkpoint
     assert [a["uid"] for a in answers] == [f"audit-{i}" for i in range(len(answers))]
+    assert (tmp_path / "audit.db.spool" / "spool.id").exists() == (spool == "auto")
     verify = subprocess.run(
         [CHARTER, "audit", "verify", "--db", str(db), "--public-key", str(tmp_path / "audit.pub")],
         capture_output=True,
