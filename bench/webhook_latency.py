@@ -870,19 +870,13 @@ def main() -> int:
             if "floor+fsync" in wanted:
                 mport, port = free_port(), free_port()
                 servers["floor+fsync"] = Proc(
-                    [
-                        *me,
-                        "--floor-fsync-server",
-                        str(port),
-                        str(mport),
-                        cert,
-                        key,
-                        str(adir / "floor.spool"),
-                    ],
+                    [*me, "--floor-fsync-server", str(port), str(mport), cert, key, str(adir / "floor.spool")],
                     port,
                     f"http://127.0.0.1:{mport}/readyz",
-                )
-            order = ("echo", "charter", "floor+fsync", "floor+audit", "charter+audit", "charter+audit-direct")
+                )  # fmt: skip
+            order = (
+                "echo", "charter", "floor+fsync", "floor+audit", "charter+audit", "charter+audit-direct",
+            )  # fmt: skip
             for name, server in sorted(servers.items(), key=lambda kv: order.index(kv[0])):
                 if name in ("floor+audit", "charter+audit"):
                     # The durable-commit floor on the audit DB's filesystem, right before each audit
@@ -967,7 +961,13 @@ def targets(results: dict[str, Any]) -> dict[str, Any]:
     floor500 = _at500(results, "floor+audit")
     t["at500"] = {
         n: v
-        for n in ("charter", "floor+fsync", "floor+audit", "charter+audit", "charter+audit-direct")
+        for n in (
+            "charter",
+            "floor+fsync",
+            "floor+audit",
+            "charter+audit",
+            "charter+audit-direct",
+        )
         if (v := _at500(results, n)) is not None
     }
     fsync500 = _at500(results, "floor+fsync")
