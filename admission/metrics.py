@@ -76,6 +76,24 @@ class Metrics:
         )
 
 
+def watch_sink(m: Metrics, sink: object) -> None:
+    """Gauges read from a spooling audit sink at scrape time: how far its applier is behind, and
+    whether it is up (decisions keep being made durable in the spool while it is not)."""
+    backlog, up = getattr(sink, "backlog", None), getattr(sink, "applier_up", None)
+    if backlog is None or up is None:
+        return
+    Gauge(
+        "charter_audit_spool_backlog_bytes",
+        "Spooled decisions (bytes) not yet signed into the audit log.",
+        registry=m.registry,
+    ).set_function(backlog)
+    Gauge(
+        "charter_audit_applier_up",
+        "1 while the audit applier signs spooled decisions into the log without errors.",
+        registry=m.registry,
+    ).set_function(lambda: 1.0 if up() else 0.0)
+
+
 class PairCounter(Collector):
     """A counter with two labels, counted in a plain dict and turned into samples when scraped.
 

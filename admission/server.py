@@ -23,7 +23,7 @@ from charter.engine._internal.collector import settle_long_lived
 
 from . import logs
 from .app import WebhookState, create_app, create_metrics_app
-from .metrics import Metrics
+from .metrics import Metrics, watch_sink
 from .namespaces import FileNamespaceSource, namespace_source
 from .reload import PolicyHolder, PolicySetup, Poller, TLSReloader, fingerprint
 
@@ -129,6 +129,7 @@ def run_serve(opts: ServeOptions, sink: DecisionSink | None = None) -> int:
         sink=sink or NullSink(),
         audit_failure=opts.audit_failure,
     )
+    watch_sink(metrics, state.sink)
     common: dict[str, Any] = {
         "log_config": None,
         "access_log": False,  # one structured line per decision instead

@@ -100,8 +100,8 @@ class SpooledLog:
             raise AuditUnavailable(str(e)) from e
         self._lock = threading.Lock()
         self._pending: list[asyncio.Future[str]] = []
-        self._progress: list[asyncio.Future[None]] = []
-        self._tell_at: asyncio.TimerHandle | None = None  # appends waiting for the applier to catch up
+        self._progress: list[asyncio.Future[None]] = []  # appends waiting for the applier to catch up
+        self._tell_at: asyncio.TimerHandle | None = None
         self._flush_at: asyncio.AbstractEventLoop | None = None
         self._reader_on: asyncio.AbstractEventLoop | None = None
         self._closed = False
@@ -173,6 +173,13 @@ class SpooledLog:
 
     def __exit__(self, *exc: object) -> None:
         self.close()
+
+    def backlog(self) -> float:
+        """Spool bytes not yet applied (a metric)."""
+        return float(self._lag())
+
+    def applier_up(self) -> bool:
+        return not self._applier.dead and self.applier_error is None
 
     def flush(self, timeout: float = 30.0) -> bool:
         """Wait until the applier has committed everything spooled so far (tests, shutdown)."""
@@ -442,6 +449,8 @@ class _Applier:
         self.owner.metrics.failures += 1
         log.error("%s; decisions stay in the spool until it is restarted", why)
         self.revive()
+        if self.dead and self.loop is not None and not self.loop.is_closed():
+            self.loop.call_later(5.1, self.revive)  # restarts are at most every 5 s: try again then
 
     def revive(self, force: bool = False) -> None:
         """Restart a dead applier (at most every 5 s): it resumes from the store's position."""
@@ -459,6 +468,8 @@ class _Applier:
             self._start()
         except AuditUnavailable as e:
             log.error("%s", e)
+            if self.loop is not None and not self.loop.is_closed():
+                self.loop.call_later(5.1, self.revive)
 
     def close(self, end: int) -> None:
         o = self.owner

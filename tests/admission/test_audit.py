@@ -47,6 +47,9 @@ def test_served_decisions_are_audited_and_verify(ca: CA, tmp_path: Path, spool: 
             s.review(admission_review(doc, uid=f"audit-{i}", dry_run=i == 0))
             for i, doc in enumerate(docs[:5])
         ]
+        metrics = s.metrics()
+        assert ("charter_audit_applier_up 1.0" in metrics) == (spool == "auto")
+        assert ("charter_audit_spool_backlog_bytes" in metrics) == (spool == "auto")
     finally:
         assert s.stop() == 0  # a clean shutdown writes the final checkpoint
     assert [a["uid"] for a in answers] == [f"audit-{i}" for i in range(len(answers))]
