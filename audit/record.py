@@ -145,6 +145,31 @@ def _result(o: PolicyOutcome, verdict: str, pset: str) -> dict[str, Any]:
     }
 
 
+def _results(decision: Decision, pset: str) -> list[dict[str, Any]]:
+    """Every policy that was not skipped. Most have no findings: their part is built directly
+    (a pass, or an unresolved match's error), as `_result` would build it."""
+    out = []
+    for o in decision.outcomes:
+        if o.findings:
+            v = o.verdict
+        elif o.matched:
+            v = "pass"
+        elif o.unresolved:
+            v = "error"
+        else:
+            continue
+        if v == "skip":
+            continue
+        if o.findings:
+            out.append(_result(o, v, pset))
+        else:
+            out.append(
+                {"policy": o.policy, "policySetDigest": pset, "verdict": v, "action": "", "allowed": True,
+                 "message": "", "exceptions": []}
+            )  # fmt: skip
+    return out
+
+
 def _s(v: Any) -> str:
     return v if isinstance(v, str) else "" if v is None else str(v)
 
@@ -231,7 +256,7 @@ def statement(decision: Decision, context: DecisionContext, *, time: str | None 
             },
             "workload": _workload(decision.workload),
             "policySetDigest": pset,
-            "results": [_result(o, v, pset) for o in decision.outcomes if (v := o.verdict) != "skip"],
+            "results": _results(decision, pset),
             "auditAnnotations": decision.audit_annotations(),
             "decision": overall(decision),
             "allowed": decision.allowed,

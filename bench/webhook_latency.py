@@ -740,7 +740,7 @@ def main() -> int:
     ap.add_argument("--json", help="write the results here")
     ap.add_argument(
         "--servers",
-        default="echo,charter,floor+fsync,floor+audit,charter+audit",
+        default="echo,charter,floor+fsync,floor+audit,charter+audit,charter+audit-direct",
         help="comma-separated subset of echo,charter,floor+fsync,floor+audit,charter+audit,charter+audit-direct",
     )
     ap.add_argument(

@@ -150,3 +150,42 @@ def test_fast_record_check_agrees_with_the_full_check(which: int, pos: int, bit:
         assert check_record_fast(index, bytes(env), pub, frozenset(i.encode() for i in ids)) == check_record(
             index, bytes(env), pub, ids
         )
+
+
+@given(
+    st.lists(
+        st.tuples(
+            st.booleans(),  # matched
+            st.sampled_from([None, "namespace labels unknown"]),  # unresolved
+            st.lists(
+                st.tuples(
+                    st.sampled_from(["violation", "error"]),
+                    st.sampled_from([(), ("Deny",), ("Warn",), ("Audit",), ("Deny", "Warn")]),
+                    st.booleans(),
+                ),
+                max_size=3,
+            ),
+        ),
+        max_size=8,
+    )
+)
+@settings(max_examples=200, deadline=None)
+def test_policy_results_shortcut_equals_the_general_path(
+    shapes: list[tuple[bool, str | None, list[tuple[str, tuple[str, ...], bool]]]],
+) -> None:
+    from charter.audit.record import _result, _results
+    from charter.engine.results import Decision, ExceptionUse, Finding, PolicyOutcome
+
+    ex = ExceptionUse("exc-1", "T-1", "bob", "why", datetime(2027, 1, 1), "ex.yaml")
+    outcomes = [
+        PolicyOutcome(
+            f"p{i}", "Policy", "d", "low", matched, "Fail", unresolved=unresolved,
+            findings=[Finding(f"p{i}", "", kind, actions, f"m{i}", "Forbidden", exception=ex if waived else None)
+                      for kind, actions, waived in findings],
+        )
+        for i, (matched, unresolved, findings) in enumerate(shapes)
+    ]  # fmt: skip
+    d = Decision(decision(1).attributes, outcomes, {})
+    assert _results(d, "sha256:x") == [
+        _result(o, v, "sha256:x") for o in outcomes if (v := o.verdict) != "skip"
+    ]
