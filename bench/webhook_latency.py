@@ -11,16 +11,22 @@ aiohttp in this process, pinned to another core than the server (os.sched_setaff
 - open loop at 100/300/500 reviews/s: latency from the *scheduled* send time, so a stalled
   server shows up as latency instead of as a slower offered rate;
 - the generator's ceiling: closed loop at 64 against a raw asyncio TLS responder;
-- server CPU µs per request from /proc/PID/stat (and how much of it is not the event loop's
-  thread: the audit writer), non-2xx answers and uid mismatches;
+- server CPU µs per request from /proc (the server and the processes it started, e.g. the audit
+  applier; and how much of it is not the event loop's thread), non-2xx answers, uid mismatches;
+  after each phase the bench waits for the server's processes to go idle (an applier catching
+  up), and that CPU counts for the phase;
 - floors measured in the same run: the evaluation floor (charter's engine alone on the same
   reviews, no HTTP, on the server's core: normalization, input conversion, pure CEL evaluation)
   against the CPU budget that 0.6x the echo floor implies, and the durable-commit floor (one
   SQLite WAL synchronous=FULL commit of a 2 KB row, one write+fsync) on the audit DB's
   filesystem right before the audit phases, against the +20 % p99 allowance;
+- floor+fsync: `charter serve` answering each review only after a 4.5 KB entry is written and
+  fdatasync'd on its loop (FsyncFloorSink): "durable before answering" at its cheapest, in situ;
 - floor+audit: `charter serve` with the least a signed durable group-committed log can do per
-  decision (FloorSink), so that what charter+audit adds beyond it is charter's own.
-Every phase is bounded in time; the default run takes about 3 minutes (--servers/--loads to cut).
+  decision (FloorSink), signed and committed before answering;
+- charter+audit: `--audit` with its default spool (durable in the spool, signed by the applier);
+  charter+audit-direct: `--audit-spool off` (signed and committed before answering).
+Every phase is bounded in time; the default run takes about 5 minutes (--servers/--loads to cut).
 """
 
 from __future__ import annotations
