@@ -597,12 +597,17 @@ def _applier_main(
                         retry_at = time.monotonic() + backoff
                         continue
             if applied > durable and (closing or now - last_sync >= DURABLE_SECONDS):
-                store.sync()
-                durable, last_sync = applied, time.monotonic()
-                conn.send(("durable", durable))
+                last_sync = time.monotonic()
+                try:
+                    store.sync()
+                    durable = applied
+                    conn.send(("durable", durable))
+                except StoreError as e:  # the spool keeps everything above `durable`
+                    conn.send(("err", f"store: {e}"))
             if closing:
                 note = _checkpoint(c, True)
-                store.sync()
+                with contextlib.suppress(StoreError):
+                    store.sync()
                 conn.send(("closed", note))
                 return
             if time.monotonic() - c.last_cp_time >= c.checkpoint_seconds:
