@@ -102,6 +102,17 @@ def _spec(p: Prepared) -> Spec:
     )  # fmt: skip
 
 
+def publish(note: str, publishers: Sequence[CheckpointPublisher], metrics: Metrics) -> None:
+    """Hand a checkpoint written to the store to every publisher; a failure is logged (the
+    checkpoint is in the store, and the next one is published again)."""
+    metrics.checkpoints += 1
+    for p in publishers:
+        try:
+            p.publish(note)
+        except Exception as e:
+            log.error("publishing checkpoint to %s failed: %s", p, e)
+
+
 class MetaMoved(Exception):
     """Another writer moved a meta value this commit was conditional on; args[0] is its value."""
 
@@ -474,12 +485,7 @@ class AuditLog:
             self._published(note)
 
     def _published(self, note: str) -> None:
-        self.metrics.checkpoints += 1
-        for p in self.publishers:
-            try:
-                p.publish(note)
-            except Exception as e:  # the checkpoint is in the store; publishing is retried next time
-                log.error("publishing checkpoint to %s failed: %s", p, e)
+        publish(note, self.publishers, self.metrics)
 
 
 class _WriterProcess:

@@ -68,27 +68,20 @@ def spool_id(directory: Path) -> str:
         pass
     tmp = directory / f".spool.id.{os.getpid()}"
     tmp.write_text(secrets.token_hex(16) + "\n")
-    _fsync_file(tmp)
+    _fsync(tmp)
     try:
         os.link(tmp, path)  # first writer wins; a concurrent one reads the winner's id
     except FileExistsError:
         pass
     finally:
         tmp.unlink()
-    _fsync_dir(directory)
+    _fsync(directory)
     return path.read_text().strip()
 
 
-def _fsync_file(path: Path) -> None:
+def _fsync(path: Path) -> None:
+    """fsync a file, or a directory (so that the names in it are durable)."""
     fd = os.open(path, os.O_RDONLY)
-    try:
-        os.fsync(fd)
-    finally:
-        os.close(fd)
-
-
-def _fsync_dir(directory: Path) -> None:
-    fd = os.open(directory, os.O_RDONLY)
     try:
         os.fsync(fd)
     finally:
@@ -135,7 +128,7 @@ def prepare_spare(directory: str | Path, segment_bytes: int = SEGMENT_BYTES) -> 
     if spare.exists():
         return False
     _zero_filled(spare, segment_bytes)
-    _fsync_dir(Path(directory))
+    _fsync(Path(directory))
     return True
 
 
@@ -213,7 +206,7 @@ class Spool:
             os.rename(self.dir / SPARE, path)  # zero-filled ahead of time by the applier
         except FileNotFoundError:
             _zero_filled(path, self.segment_bytes)
-        _fsync_dir(self.dir)  # the segment's name is durable before anything in it is acknowledged
+        _fsync(self.dir)  # the segment's name is durable before anything in it is acknowledged
 
     def _next_segment(self) -> None:
         os.fdatasync(self.fd)

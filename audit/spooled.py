@@ -34,7 +34,7 @@ from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from .crypto import keyid, public_pem
-from .log import DEFAULT_ORIGIN, MetaMoved, Metrics, _Committer, _spec
+from .log import DEFAULT_ORIGIN, MetaMoved, Metrics, _Committer, _spec, publish
 from .publish import CheckpointPublisher
 from .record import prepared, statement
 from .sink import AuditUnavailable, DecisionContext
@@ -289,12 +289,7 @@ class SpooledLog:
             log.error("audit applier: %s", value)
 
     def _published(self, note: str) -> None:
-        self.metrics.checkpoints += 1
-        for p in self.publishers:
-            try:
-                p.publish(note)
-            except Exception as e:  # the checkpoint is in the store; publishing is retried next time
-                log.error("publishing checkpoint to %s failed: %s", p, e)
+        publish(note, self.publishers, self.metrics)
 
 
 class _Channel:

@@ -762,8 +762,10 @@ def main() -> int:
     ap.add_argument("--eval-floor", action="store_true", help=argparse.SUPPRESS)
     ap.add_argument("--echo-server", nargs=3, metavar=("PORT", "CERT", "KEY"), help=argparse.SUPPRESS)
     ap.add_argument("--raw-server", nargs=3, metavar=("PORT", "CERT", "KEY"), help=argparse.SUPPRESS)
-    ap.add_argument("--floor-audit-server", nargs=5, help=argparse.SUPPRESS)
-    ap.add_argument("--floor-fsync-server", nargs=5, help=argparse.SUPPRESS)
+    ap.add_argument("--floor-audit-server", nargs=3, metavar=("CERT", "KEY", "DB"), help=argparse.SUPPRESS)
+    ap.add_argument("--floor-fsync-server", nargs=3, metavar=("CERT", "KEY", "FILE"), help=argparse.SUPPRESS)
+    ap.add_argument("--port", type=int, help=argparse.SUPPRESS)
+    ap.add_argument("--metrics-port", type=int, help=argparse.SUPPRESS)
     args = ap.parse_args()
     loop, http = ("auto", "auto") if args.stack == "auto" else ("asyncio", "h11")
     if args.echo_server:
@@ -773,10 +775,12 @@ def main() -> int:
         raw_server(int(args.raw_server[0]), args.raw_server[1], args.raw_server[2])
         return 0
     if args.floor_audit_server:
-        floor_audit_server(args.floor_audit_server, loop, http)
+        floor_audit_server([str(args.port), str(args.metrics_port), *args.floor_audit_server], loop, http)
         return 0
     if args.floor_fsync_server:
-        floor_audit_server(args.floor_fsync_server, loop, http, sink="fsync")
+        floor_audit_server(
+            [str(args.port), str(args.metrics_port), *args.floor_fsync_server], loop, http, sink="fsync"
+        )
         return 0
     if args.eval_floor:
         print(json.dumps(eval_floor()))
@@ -832,54 +836,32 @@ def main() -> int:
                 servers["echo"] = Proc(
                     [*me, "--echo-server", str(port), cert, key], port, f"https://127.0.0.1:{port}/healthz"
                 )
-            if "charter" in wanted:
-                mport, port = free_port(), free_port()
-                servers["charter"] = Proc(
-                    [*serve, "--port", str(port), "--metrics-port", str(mport)],
-                    port,
-                    f"http://127.0.0.1:{mport}/readyz",
-                )
-            if "charter+audit" in wanted:
-                # The same server writing every decision to a signed SQLite audit log (durable before
-                # answering).
+            # Each server but echo: its command line after --port/--metrics-port (a charter serve, or
+            # this script's floor servers); all answer /readyz on the metrics port once ready.
+            audited = ["--audit-key", str(adir / "audit.key")]
+            commands = {
+                "charter": [*serve],
+                # the same server writing every decision to a signed SQLite audit log: durable in
+                # the spool before answering (the default) or signed and committed before answering
+                "charter+audit": [*serve, "--audit", str(adir / "audit.db"), *audited],
+                "charter+audit-direct": [
+                    *serve, "--audit", str(adir / "direct.db"), *audited, "--audit-spool", "off",
+                ],
+                "floor+audit": [*me, "--floor-audit-server", cert, key, str(adir / "floor.db")],
+                "floor+fsync": [*me, "--floor-fsync-server", cert, key, str(adir / "floor.spool")],
+            }  # fmt: skip
+            if any(n.startswith("charter+audit") for n in wanted):
                 subprocess.run(
                     [CHARTER, "audit", "keygen", "--out", str(adir)], check=True, capture_output=True
                 )
-                mport, port = free_port(), free_port()
-                servers["charter+audit"] = Proc(
-                    [
-                        *serve, "--port", str(port), "--metrics-port", str(mport),
-                        "--audit", str(adir / "audit.db"), "--audit-key", str(adir / "audit.key"),
-                    ],
-                    port,
-                    f"http://127.0.0.1:{mport}/readyz",
-                )  # fmt: skip
-            if "charter+audit-direct" in wanted:
-                # the same, signed and committed before answering (no spool): what the spool changes
-                mport, port = free_port(), free_port()
-                servers["charter+audit-direct"] = Proc(
-                    [
-                        *serve, "--port", str(port), "--metrics-port", str(mport),
-                        "--audit", str(adir / "direct.db"), "--audit-key", str(adir / "audit.key"),
-                        "--audit-spool", "off",
-                    ],
-                    port,
-                    f"http://127.0.0.1:{mport}/readyz",
-                )  # fmt: skip
-            if "floor+audit" in wanted:
-                mport, port = free_port(), free_port()
-                servers["floor+audit"] = Proc(
-                    [*me, "--floor-audit-server", str(port), str(mport), cert, key, str(adir / "floor.db")],
-                    port,
-                    f"http://127.0.0.1:{mport}/readyz",
-                )
-            if "floor+fsync" in wanted:
-                mport, port = free_port(), free_port()
-                servers["floor+fsync"] = Proc(
-                    [*me, "--floor-fsync-server", str(port), str(mport), cert, key, str(adir / "floor.spool")],
-                    port,
-                    f"http://127.0.0.1:{mport}/readyz",
-                )  # fmt: skip
+            for name, command in commands.items():
+                if name in wanted:
+                    mport, port = free_port(), free_port()
+                    servers[name] = Proc(
+                        [*command, "--port", str(port), "--metrics-port", str(mport)],
+                        port,
+                        f"http://127.0.0.1:{mport}/readyz",
+                    )
             order = (
                 "echo", "charter", "floor+fsync", "floor+audit", "charter+audit", "charter+audit-direct",
             )  # fmt: skip
