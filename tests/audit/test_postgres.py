@@ -82,3 +82,35 @@ def test_unreachable_postgres_is_unavailable(signing_key: Ed25519PrivateKey, pos
         log.append(decision(1), context())
     assert log.metrics.failures >= 1
     log.close()
+
+
+def test_spooled_replicas_share_one_postgresql_log(
+    pg_db: str, keypair: tuple[Path, Path], tmp_path: Path
+) -> None:
+    """Two webhook replicas, each with its own spool, applying into one PostgreSQL log; then a third
+    process appending directly: one gap-free log, each spool's position kept apart."""
+    key, pub = keypair
+    spools = [tmp_path / "replica-a", tmp_path / "replica-b"]
+    procs = [
+        subprocess.Popen([sys.executable, str(CHILD), pg_db, str(key), "40", "2", "25", f"spool={d}"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        for d in spools
+    ]  # fmt: skip
+    procs.append(
+        subprocess.Popen([sys.executable, str(CHILD), pg_db, str(key), "40", "2", "25"],
+                         stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    )  # fmt: skip
+    ids: list[str] = []
+    for p in procs:
+        out, err = p.communicate(timeout=180)
+        assert p.returncode == 0, err
+        ids.extend(out.split())
+    assert len(ids) == len(set(ids)) == 3 * 2 * 40
+    rep = verify_log(pg_db, load_public_key(pub), workers=2, chunk=100)
+    assert rep.ok, rep.failures[:5]
+    assert rep.tree_size == len(ids)
+    store = PostgresStore(pg_db)
+    positions = {k: v for k, v in store.meta().items() if k.startswith("spool:")}
+    assert len(positions) == 2 and all(int(v) > 0 for v in positions.values())
+    with psycopg.connect(pg_db) as c:
+        assert {r[0] for r in c.execute("SELECT record_id FROM records").fetchall()} == set(ids)

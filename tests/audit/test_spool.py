@@ -316,3 +316,25 @@ def test_open_sink_puts_the_spool_beside_a_sqlite_log_and_none_for_postgresql(
     assert spool_path(PostgresStore("postgresql://x/y"), str(tmp_path / "s")) == tmp_path / "s"
     assert not isinstance(open_sink(str(tmp_path / "b.db"), str(keypair[0]), spool="off"), SpooledLog)
     assert position(1, 0) == 1 << 32
+
+
+def test_two_appliers_never_apply_an_entry_twice(tmp_path: Path, signing_key: object) -> None:
+    """An applier of an earlier run may still be finishing when the next run's starts: each commit
+    is conditional on the position it started from, so the second finds it moved and skips."""
+    from charter.audit.log import _Committer
+    from charter.audit.spooled import _apply
+
+    s = Spool(tmp_path / "sp")
+    ctx = context()
+    for i in range(5):
+        s.write([json.dumps(statement(decision(i), ctx)).encode()])
+    end = s.sync()
+    store = open_store(str(tmp_path / "audit.db"))
+    store.init({"origin": "o"})
+    key = position_key(s.id)
+    first = _Committer(store, signing_key, "o", 1000, 10.0)  # type: ignore[arg-type]
+    second = _Committer(open_store(str(tmp_path / "audit.db")), signing_key, "o", 1000, 10.0)  # type: ignore[arg-type]
+    assert _apply(first, str(s.dir), key, 0, end) == end
+    assert _apply(second, str(s.dir), key, 0, end) == end  # moved: nothing inserted
+    assert len(_ids(tmp_path / "audit.db")) == 5
+    s.close()
