@@ -13,6 +13,7 @@ then the payload. A position is `seq << 32 | offset`: one integer, ordered like 
 
 from __future__ import annotations
 
+import contextlib
 import fcntl
 import os
 import secrets
@@ -117,6 +118,10 @@ def _zero_filled(path: Path, size: int) -> None:
         for off in range(0, size, len(chunk)):
             os.pwrite(fd, chunk[: min(len(chunk), size - off)], off)
         os.fsync(fd)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            tmp.unlink()
+        raise
     finally:
         os.close(fd)
     os.rename(tmp, path)
@@ -144,15 +149,18 @@ class Spool:
     writes would then be paid for by each review's fsync)."""
 
     def __init__(self, directory: str | Path, segment_bytes: int = SEGMENT_BYTES) -> None:
+        if not HEADER_SIZE < segment_bytes < 1 << 32:  # an offset is 32 bits of a position
+            raise ValueError(f"segment_bytes must be below 4 GiB, not {segment_bytes}")
         self.dir = Path(directory)
         self.segment_bytes = segment_bytes
+        self.broken: str | None = None  # set by a failed write or sync: nothing more is accepted
+        self._lock = self.fd = -1
         try:
             self.id = spool_id(self.dir)
             self._lock = os.open(self.dir / "writer.lock", os.O_RDWR | os.O_CREAT, 0o600)
             try:
                 fcntl.flock(self._lock, fcntl.LOCK_EX | fcntl.LOCK_NB)
             except BlockingIOError:
-                os.close(self._lock)
                 raise SpoolError(f"audit spool {self.dir} is in use by another charter process") from None
             seqs = segments(self.dir)
             self.seq = seqs[-1] if seqs else 1
@@ -166,8 +174,11 @@ class Spool:
             size = max(os.fstat(self.fd).st_size, self.segment_bytes)
             os.pwrite(self.fd, bytes(size - end), end)
             os.fsync(self.fd)
-        except OSError as e:
-            raise SpoolError(f"audit spool {self.dir}: {e}") from e
+        except BaseException as e:
+            self._close_fds()
+            if isinstance(e, OSError):
+                raise SpoolError(f"audit spool {self.dir}: {e}") from e
+            raise
         self.offset = end
         self.synced = position(self.seq, end)
 
@@ -177,6 +188,11 @@ class Spool:
 
     def write(self, payloads: list[bytes]) -> int:
         """Append entries (not yet durable: call `sync`); return the position after them."""
+        if self.broken is not None:
+            raise SpoolError(self.broken)
+        for p in payloads:
+            if len(p) > MAX_ENTRY:
+                raise SpoolError(f"audit spool entry of {len(p)} bytes: the limit is {MAX_ENTRY}")
         data = b"".join(frame(p) for p in payloads)
         try:
             if self.offset and self.offset + len(data) > self.segment_bytes:
@@ -190,13 +206,18 @@ class Spool:
         return self.end
 
     def sync(self) -> int:
-        """Make everything written durable; return the durable position."""
+        """Make everything written durable; return the durable position. A failure is final for
+        this spool: after a failed fdatasync the kernel may have dropped the pages it could not
+        write, so later entries would follow a hole (the next start reads up to the hole)."""
+        if self.broken is not None:
+            raise SpoolError(self.broken)
         end = self.end
         if end != self.synced:
             try:
                 os.fdatasync(self.fd)
             except OSError as e:
-                raise SpoolError(f"audit spool {_segment(self.dir, self.seq)}: fdatasync: {e}") from e
+                self.broken = f"audit spool {_segment(self.dir, self.seq)}: fdatasync: {e}"
+                raise SpoolError(self.broken) from e
             self.synced = end
         return end
 
@@ -209,12 +230,14 @@ class Spool:
         _fsync(self.dir)  # the segment's name is durable before anything in it is acknowledged
 
     def _next_segment(self) -> None:
+        """Move to a new segment, which exists and is open before anything switches to it (a failure
+        leaves this one current); what the old one holds is made durable first."""
         os.fdatasync(self.fd)
+        nxt = self.seq + 1
+        self._create(nxt)
+        fd = os.open(_segment(self.dir, nxt), os.O_WRONLY)
         os.close(self.fd)
-        self.seq += 1
-        self._create(self.seq)
-        self.fd = os.open(_segment(self.dir, self.seq), os.O_WRONLY)
-        self.offset = 0
+        self.seq, self.fd, self.offset = nxt, fd, 0
         self.synced = self.end
 
     def release(self, durable: int) -> int:
@@ -235,8 +258,14 @@ class Spool:
         try:
             self.sync()
         finally:
-            os.close(self.fd)
-            os.close(self._lock)  # releases the lock
+            self._close_fds()
+
+    def _close_fds(self) -> None:
+        for fd in (self.fd, self._lock):  # closing the lock file releases the lock
+            if fd >= 0:
+                with contextlib.suppress(OSError):
+                    os.close(fd)
+        self.fd = self._lock = -1
 
 
 def read(directory: str | Path, start: int, stop: int) -> Iterator[tuple[int, bytes]]:

@@ -33,6 +33,7 @@ from charter.engine.results import Decision
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
+from . import spool
 from .crypto import keyid, public_pem
 from .log import DEFAULT_ORIGIN, MetaMoved, Metrics, _Committer, _spec, publish
 from .publish import CheckpointPublisher
@@ -109,7 +110,11 @@ class SpooledLog:
         self.durable = 0
         self.applier_error: str | None = None
         self._restarted = 0.0
-        self._applier = _Applier(self)
+        try:
+            self._applier = _Applier(self)
+        except BaseException:
+            self.spool.close()
+            raise
 
     # ------------------------------------------------------------ DecisionSink
 
@@ -138,6 +143,7 @@ class SpooledLog:
         self._check_open()
         if self._lag() > self.max_lag:
             await self._wait_for_applier(loop)
+            self._check_open()
         try:
             self.spool.write([payload])
         except SpoolError as e:
@@ -194,7 +200,11 @@ class SpooledLog:
     def _entry(self, decision: Decision, context: DecisionContext) -> tuple[str, bytes]:
         try:
             st = statement(decision, context)
-            return st["predicate"]["decisionId"], json.dumps(st, separators=(",", ":")).encode()
+            # ensure_ascii=False: text the log cannot hold (a lone surrogate) fails here, before
+            # the answer, as it would when signing, not later in the applier
+            return st["predicate"]["decisionId"], json.dumps(
+                st, separators=(",", ":"), ensure_ascii=False
+            ).encode()
         except Exception as e:  # a record we cannot build is a decision we cannot audit
             self.metrics.failures += 1
             log.error("audit record could not be built: %s", e)
@@ -245,7 +255,7 @@ class SpooledLog:
         self._applier.tell(self.spool.synced)
         while self._lag() > self.max_lag:
             left = deadline - loop.time()
-            if left <= 0:
+            if left <= 0 or self._applier.dead:
                 self._fail(
                     f"the applier is {self._lag()} bytes behind the spool ({self.applier_error or 'busy'})"
                 )
@@ -259,7 +269,7 @@ class SpooledLog:
         deadline = time.monotonic() + self.timeout
         self._applier.poll(0)
         while self._lag() > self.max_lag:
-            if time.monotonic() > deadline:
+            if time.monotonic() > deadline or self._applier.dead:
                 self._fail(
                     f"the applier is {self._lag()} bytes behind the spool ({self.applier_error or 'busy'})"
                 )
@@ -283,6 +293,9 @@ class SpooledLog:
                 self.spool.release(self.durable)
         elif kind == "cp":
             self._published(str(value))
+        elif kind == "closed":
+            if value is not None:
+                self._published(str(value))
         elif kind == "err":
             self.applier_error = str(value)
             self.metrics.failures += 1
@@ -461,8 +474,8 @@ class _Applier:
             self.proc.wait()
         try:
             self._start()
-        except AuditUnavailable as e:
-            log.error("%s", e)
+        except (AuditUnavailable, OSError) as e:
+            log.error("audit applier did not restart: %s", e)
             if self.loop is not None and not self.loop.is_closed():
                 self.loop.call_later(5.1, self.revive)
 
@@ -576,15 +589,27 @@ def _applier_main(
             if applied < end:
                 pending_since = now if pending_since is None else pending_since
                 if closing or now >= _apply_at(pending_since, applied, end, retry_at):
+                    before, notes, rejected = applied, [], []
                     try:
                         while applied < end:
-                            applied = _apply(c, spool_dir, key, applied, end)
-                        conn.send(("applied", applied))
-                        pending_since, backoff = None, 0.0
+                            applied = _apply(c, spool_dir, key, applied, end, notes, rejected)
+                        failure = None
                     except (StoreError, AuditUnavailable, SpoolError) as e:
                         # the store is down, or an entry is corrupt: keep it in the spool, never skip
+                        failure = f"store: {e}" if not isinstance(e, SpoolError) else str(e)
+                    if notes:  # a checkpoint is published only once the records it covers are durable
+                        durable = _sync(store, conn, applied, durable)
+                        last_sync = time.monotonic()
+                        for note in notes:
+                            conn.send(("cp", note))
+                    if applied > before:
                         conn.send(("applied", applied))
-                        conn.send(("err", f"store: {e}" if not isinstance(e, SpoolError) else str(e)))
+                    for r in rejected:
+                        conn.send(("err", r))
+                    if failure is None:
+                        pending_since, backoff = None, 0.0
+                    else:
+                        conn.send(("err", failure))
                         if closing:
                             conn.send(("closed", None))
                             return
@@ -593,20 +618,14 @@ def _applier_main(
                         continue
             if applied > durable and (closing or now - last_sync >= DURABLE_SECONDS):
                 last_sync = time.monotonic()
-                try:
-                    store.sync()
-                    durable = applied
-                    conn.send(("durable", durable))
-                except StoreError as e:  # the spool keeps everything above `durable`
-                    conn.send(("err", f"store: {e}"))
-            if closing:
-                note = _checkpoint(c, True)
-                with contextlib.suppress(StoreError):
-                    store.sync()
-                conn.send(("closed", note))
-                return
-            if time.monotonic() - c.last_cp_time >= c.checkpoint_seconds:
-                note = _checkpoint(c, False)
+                durable = _sync(store, conn, applied, durable)
+            if closing or time.monotonic() - c.last_cp_time >= c.checkpoint_seconds:
+                note = _checkpoint(c, closing)
+                if note is not None:
+                    durable = _sync(store, conn, applied, durable)
+                if closing:
+                    conn.send(("closed", note))
+                    return
                 if note is not None:
                     conn.send(("cp", note))
             if applied >= end:
@@ -620,6 +639,17 @@ def _applier_main(
         store.close()
 
 
+def _sync(store: Store, conn: _Channel, applied: int, durable: int) -> int:
+    """Make the store's commits durable; report and return the new durable position."""
+    try:
+        store.sync()
+    except StoreError as e:  # the spool keeps everything above `durable`
+        conn.send(("err", f"store: {e}"))
+        return durable
+    conn.send(("durable", applied))
+    return applied
+
+
 def _apply_at(since: float, applied: int, end: int, retry_at: float) -> float:
     """When to apply what is pending: after a short wait, so that one transaction takes many
     records (their index pages written once, not once per record), sooner if much is pending."""
@@ -627,31 +657,45 @@ def _apply_at(since: float, applied: int, end: int, retry_at: float) -> float:
     return max(soon, retry_at)
 
 
-def _apply(c: _Committer, spool_dir: str, key: str, start: int, end: int) -> int:
-    """One transaction: up to APPLY_BATCH entries from `start`, with the position after them. The
-    entries before a corrupt one are applied; the next call starts at it, and raises."""
+def _apply(
+    c: _Committer, spool_dir: str, key: str, start: int, end: int, notes: list[str], rejected: list[str]
+) -> int:
+    """One transaction: up to APPLY_BATCH entries from `start`, with the position after them; a
+    checkpoint written with them goes to `notes`. The entries before a corrupt one are applied;
+    the next call starts at it, and raises. An intact entry that is no decision statement (which
+    the event loop never writes) is set aside in `rejected/` and named in `rejected`, so that one
+    bad statement cannot hold up every decision after it."""
     specs, pos = [], start
     try:
         for after, payload in read(spool_dir, start, end):
             try:
                 specs.append(_spec(prepared(json.loads(payload))))
-            except (ValueError, KeyError, TypeError) as e:
-                raise SpoolError(
-                    f"{spool_dir}: the entry ending at position {after:#x} is not a decision statement: {e}"
-                ) from e
+            except Exception as e:
+                rejected.append(_set_aside(spool_dir, after, payload, e))
             pos = after
             if len(specs) >= APPLY_BATCH:
                 break
     except SpoolError:
-        if not specs:
+        if pos == start:
             raise
     if pos == start:
         return end  # nothing between (a released segment's tail): caught up
     try:
-        c.commit(specs, meta={key: str(pos)}, expect=(key, str(start)))
+        note = c.commit(specs, meta={key: str(pos)}, expect=(key, str(start)))
     except MetaMoved as e:  # an applier of an earlier run, still finishing, got there first
         return int(e.args[0])
+    if note is not None:
+        notes.append(note)
     return pos
+
+
+def _set_aside(spool_dir: str, after: int, payload: bytes, error: Exception) -> str:
+    where = Path(spool_dir) / "rejected" / f"{after:016x}.json"
+    where.parent.mkdir(exist_ok=True)
+    where.write_bytes(payload)
+    spool._fsync(where)
+    spool._fsync(where.parent)
+    return f"the spool entry ending at position {after:#x} is no decision statement ({type(error).__name__}: {error}); set aside as {where}"
 
 
 def _checkpoint(c: _Committer, force: bool) -> str | None:

@@ -334,7 +334,106 @@ def test_two_appliers_never_apply_an_entry_twice(tmp_path: Path, signing_key: ob
     key = position_key(s.id)
     first = _Committer(store, signing_key, "o", 1000, 10.0)  # type: ignore[arg-type]
     second = _Committer(open_store(str(tmp_path / "audit.db")), signing_key, "o", 1000, 10.0)  # type: ignore[arg-type]
-    assert _apply(first, str(s.dir), key, 0, end) == end
-    assert _apply(second, str(s.dir), key, 0, end) == end  # moved: nothing inserted
+    assert _apply(first, str(s.dir), key, 0, end, [], []) == end
+    assert _apply(second, str(s.dir), key, 0, end, [], []) == end  # moved: nothing inserted
     assert len(_ids(tmp_path / "audit.db")) == 5
     s.close()
+
+
+def test_a_failed_roll_over_leaves_the_spool_where_it_was(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    import charter.audit.spool as spool_module
+
+    s = Spool(tmp_path / "sp", segment_bytes=4096)
+    first = [s.write([b"a" * 1500]) for _ in range(2)]
+    real = spool_module._zero_filled
+
+    def full(path: Path, size: int) -> None:
+        raise OSError(28, "No space left on device")
+
+    monkeypatch.setattr(spool_module, "_zero_filled", full)
+    with pytest.raises(SpoolError, match="No space left"):
+        s.write([b"b" * 1500])  # needs a new segment, which cannot be made
+    monkeypatch.setattr(spool_module, "_zero_filled", real)
+    after = [s.write([b"c" * 1500]) for _ in range(3)]
+    end = s.sync()
+    assert segments(s.dir) == [1, 2, 3]
+    assert [p[:1] for _, p in read(s.dir, 0, end)] == [b"a", b"a", b"c", b"c", b"c"]
+    assert [pos for pos, _ in read(s.dir, 0, end)] == first + after
+    s.close()
+
+
+def test_a_failed_fdatasync_is_final(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    import charter.audit.spool as spool_module
+
+    s = Spool(tmp_path / "sp")
+    s.write([b"one"])
+    s.sync()
+    s.write([b"two"])
+
+    def eio(fd: int) -> None:
+        raise OSError(5, "Input/output error")
+
+    monkeypatch.setattr(spool_module.os, "fdatasync", eio)
+    with pytest.raises(SpoolError, match=r"fdatasync: .*Input/output error"):
+        s.sync()
+    monkeypatch.undo()
+    # the kernel may have dropped the pages it could not write: nothing may follow them
+    with pytest.raises(SpoolError, match="Input/output error"):
+        s.write([b"three"])
+    with pytest.raises(SpoolError, match="Input/output error"):
+        s.sync()
+    s._close_fds()
+
+
+def test_text_the_log_cannot_hold_is_refused_before_the_answer(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    log = _log(tmp_path, keypair)
+    with pytest.raises(AuditUnavailable, match="could not be built"):
+        log.append(decision(1, user="a\ud800"), context())
+    rid = log.append(decision(2), context())
+    log.close()
+    assert _ids(tmp_path / "audit.db") == [rid]
+
+
+def test_an_entry_that_is_no_statement_is_set_aside_and_reported(
+    tmp_path: Path, keypair: tuple[Path, Path], caplog: pytest.LogCaptureFixture
+) -> None:
+    s = Spool(tmp_path / "spool")
+    ctx = context()
+    good = [statement(decision(i), ctx) for i in range(3)]
+    s.write([json.dumps(good[0]).encode()])
+    s.write([b'{"not": "a statement"}'])
+    s.write([json.dumps(g).encode() for g in good[1:]])
+    s.sync()
+    s.close()
+    with caplog.at_level(logging.ERROR, logger="charter.audit"):
+        log = _log(tmp_path, keypair)
+        log.close()
+    assert _ids(tmp_path / "audit.db") == [g["predicate"]["decisionId"] for g in good]
+    aside = list((tmp_path / "spool" / "rejected").iterdir())
+    assert [p.read_bytes() for p in aside] == [b'{"not": "a statement"}']
+    assert any("is no decision statement" in r.getMessage() for r in caplog.records)
+
+
+def test_checkpoints_are_published_once_durable_and_the_last_at_close(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    class Collect:
+        def __init__(self) -> None:
+            self.notes: list[str] = []
+
+        def publish(self, note: str) -> None:
+            self.notes.append(note)
+
+    pub = Collect()
+    log = _log(tmp_path, keypair, checkpoint_every=10, publishers=[pub])
+    for i in range(55):
+        log.append(decision(i), context())
+    log.close()
+    store = open_store(str(tmp_path / "audit.db"))
+    stored = [note for _, note in store.checkpoints()]
+    assert pub.notes and pub.notes == stored  # every checkpoint written, in order, none twice
+    assert stored[-1].split("\n")[1] == "55"
