@@ -291,7 +291,8 @@ class SQLiteStore(Store):
     def sync(self) -> None:
         # In WAL mode every commit is in the -wal file (or, once checkpointed, in the database,
         # which NORMAL syncs at each checkpoint): syncing both makes every commit so far durable.
-        for path in (self.path.with_name(self.path.name + "-wal"), self.path):
+        # (and the directory: a -wal file created since the last sync has a name to make durable)
+        for path in (self.path.with_name(self.path.name + "-wal"), self.path, self.path.parent):
             try:
                 fd = os.open(path, os.O_RDONLY)
             except FileNotFoundError:
