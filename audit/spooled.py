@@ -350,56 +350,64 @@ class _Applier:
         self.owner = owner
         self.loop: asyncio.AbstractEventLoop | None = None
         self.dead = True
+        self._restarting = False
         self._start()
 
     def _start(self) -> None:
-        import subprocess
+        self._adopt(*self._spawn())
 
+    def _spawn(self) -> tuple[subprocess.Popen[bytes], _Channel, int]:
+        """Start an applier process and wait until it is ready (its store open): blocking, and
+        touching nothing of this object, so that a restart can run on a thread."""
         o = self.owner
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                "import sys; sys.path = [p for p in sys.path if p not in ('', '.')]; "
-                "from charter.audit.spooled import _applier_entry; _applier_entry()",
-                str(theirs.fileno()),
-            ],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,
-        )
-        theirs.close()
-        self.chan = _Channel(mine)
+        chan = _Channel(mine)
+        try:
+            proc = subprocess.Popen(
+                [
+                    sys.executable,
+                    "-c",
+                    "import sys; sys.path = [p for p in sys.path if p not in ('', '.')]; "
+                    "from charter.audit.spooled import _applier_entry; _applier_entry()",
+                    str(theirs.fileno()),
+                ],
+                pass_fds=(theirs.fileno(),),
+                stdin=subprocess.DEVNULL,
+                stdout=subprocess.DEVNULL,
+            )
+        except OSError:
+            chan.close()
+            raise
+        finally:
+            theirs.close()
         raw = o.key.private_bytes(
             serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
         )
         # the key goes over the socket, not the command line
         config = [
-            o.store.url,
-            raw.hex(),
-            o.origin,
-            o.checkpoint_every,
-            o.checkpoint_seconds,
-            str(o.spool.dir),
-            o.spool.id,
-            o.spool.segment_bytes,
-        ]
-        self.chan.send(config)
+            o.store.url, raw.hex(), o.origin, o.checkpoint_every, o.checkpoint_seconds,
+            str(o.spool.dir), o.spool.id, o.spool.segment_bytes,
+        ]  # fmt: skip
         try:
-            got = self.chan.recv(o.timeout + 30)
+            chan.send(config)
+            got = chan.recv(o.timeout + 30)
             ready = got[0] if got else ["err", "no answer"]
         except (EOFError, OSError) as e:
             ready = ["err", f"exited ({e or 'EOF'})"]
         if ready[0] != "ready":
-            self.chan.close()
-            self.proc.kill()
-            self.proc.wait()
+            chan.close()
+            proc.kill()
+            proc.wait()
             raise AuditUnavailable(f"audit applier did not start: {ready[1]}")
-        mine.setblocking(False)
+        return proc, chan, int(ready[1])
+
+    def _adopt(self, proc: subprocess.Popen[bytes], chan: _Channel, applied: int) -> None:
+        o = self.owner
+        self.proc, self.chan = proc, chan
+        chan.sock.setblocking(False)
         # nothing lies below the oldest segment still in the spool
         floor = position(min(segments(o.spool.dir), default=o.spool.seq), 0)
-        o.applied = o.durable = max(int(ready[1]), floor)
+        o.applied = o.durable = max(applied, floor)
         self.dead = False
         self.told, self.want = -1, -1
         self.tell(o.spool.synced)  # what an earlier run left unapplied is applied first
@@ -457,13 +465,19 @@ class _Applier:
         self.owner.metrics.failures += 1
         log.error("%s; decisions stay in the spool until it is restarted", why)
         self.revive()
-        if self.dead and self.loop is not None and not self.loop.is_closed():
+        if self.dead and not self._restarting and self.loop is not None and not self.loop.is_closed():
             self.loop.call_later(5.1, self.revive)  # restarts are at most every 5 s: try again then
 
     def revive(self, force: bool = False) -> None:
-        """Restart a dead applier (at most every 5 s): it resumes from the store's position."""
+        """Restart a dead applier (at most every 5 s): it resumes from the store's position. On the
+        event loop the new process is started on a thread (it takes ~0.5 s, longer with a slow
+        store) and adopted by the loop once ready; reviews are served meanwhile."""
         o = self.owner
-        if not self.dead or (not force and (o._closed or time.monotonic() - o._restarted < 5.0)):
+        if (
+            not self.dead
+            or self._restarting
+            or (not force and (o._closed or time.monotonic() - o._restarted < 5.0))
+        ):
             return
         o._restarted = time.monotonic()
         self.chan.close()
@@ -472,12 +486,38 @@ class _Applier:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait()
+        loop = self.loop
+        if loop is not None and loop.is_running():
+            self._restarting = True
+            threading.Thread(target=self._restart_on_thread, args=(loop,), daemon=True).start()
+            return
         try:
             self._start()
         except (AuditUnavailable, OSError) as e:
             log.error("audit applier did not restart: %s", e)
+
+    def _restart_on_thread(self, loop: asyncio.AbstractEventLoop) -> None:
+        try:
+            started: tuple[subprocess.Popen[bytes], _Channel, int] | BaseException = self._spawn()
+        except (AuditUnavailable, OSError) as e:
+            started = e
+        with contextlib.suppress(RuntimeError):  # the loop has closed: close() restarts it itself
+            loop.call_soon_threadsafe(self._on_restart, started)
+
+    def _on_restart(self, started: tuple[subprocess.Popen[bytes], _Channel, int] | BaseException) -> None:
+        self._restarting = False
+        if isinstance(started, BaseException):
+            log.error("audit applier did not restart: %s", started)
             if self.loop is not None and not self.loop.is_closed():
                 self.loop.call_later(5.1, self.revive)
+            return
+        if self.owner._closed:  # closing meanwhile: close() has restarted one itself, or will
+            proc, chan, _ = started
+            chan.close()
+            proc.wait()
+            return
+        self._adopt(*started)
+        log.info("audit applier restarted")
 
     def close(self, end: int) -> None:
         o = self.owner

@@ -437,3 +437,29 @@ def test_checkpoints_are_published_once_durable_and_the_last_at_close(
     stored = [note for _, note in store.checkpoints()]
     assert pub.notes and pub.notes == stored  # every checkpoint written, in order, none twice
     assert stored[-1].split("\n")[1] == "55"
+
+
+def test_on_the_event_loop_a_dead_applier_is_restarted_while_appends_go_on(
+    tmp_path: Path, keypair: tuple[Path, Path]
+) -> None:
+    log = _log(tmp_path, keypair)
+
+    async def main() -> tuple[list[str], int]:
+        ids = [await log.append_async(decision(i), context()) for i in range(10)]
+        first = log._applier.proc.pid
+        os.kill(first, signal.SIGKILL)
+        during = 0
+        for i in range(3000):  # bounded: ~30 s
+            if log._applier.proc.pid != first and not log._applier.dead:
+                break
+            ids.append(await log.append_async(decision(100 + i), context()))
+            during += log._applier._restarting
+            await asyncio.sleep(0.01)
+        assert log._applier.proc.pid != first, "the applier was not restarted"
+        return ids, during
+
+    ids, during = asyncio.run(main())
+    assert during > 0  # appends were answered while the new applier was starting
+    log.close()
+    stored = _ids(tmp_path / "audit.db")
+    assert sorted(stored) == sorted(ids) and len(set(stored)) == len(stored)
