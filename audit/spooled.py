@@ -597,7 +597,7 @@ def _applier_main(
         store.sync()  # what an earlier run committed is durable before the spool lets go of it
         applied = int(store.meta().get(position_key(sid), "0"))
     except Exception as e:
-        conn.send(("err", str(e)))
+        conn.send(("err", _bounded(str(e))))
         return
     c = _Committer(
         store, Ed25519PrivateKey.from_private_bytes(bytes.fromhex(raw_key)), origin, every, seconds
@@ -645,11 +645,11 @@ def _applier_main(
                     if applied > before:
                         conn.send(("applied", applied))
                     for r in rejected:
-                        conn.send(("err", r))
+                        conn.send(("err", _bounded(r)))
                     if failure is None:
                         pending_since, backoff = None, 0.0
                     else:
-                        conn.send(("err", failure))
+                        conn.send(("err", _bounded(failure)))
                         if closing:
                             conn.send(("closed", None))
                             return
@@ -679,12 +679,17 @@ def _applier_main(
         store.close()
 
 
+def _bounded(text: str, limit: int = 4000) -> str:
+    """An error for the parent, short enough for one packet (the channel reads 64 KiB at most)."""
+    return text if len(text) <= limit else text[:limit] + f"... ({len(text) - limit} more characters)"
+
+
 def _sync(store: Store, conn: _Channel, applied: int, durable: int) -> int:
     """Make the store's commits durable; report and return the new durable position."""
     try:
         store.sync()
     except StoreError as e:  # the spool keeps everything above `durable`
-        conn.send(("err", f"store: {e}"))
+        conn.send(("err", _bounded(f"store: {e}")))
         return durable
     conn.send(("durable", applied))
     return applied
