@@ -7,6 +7,8 @@ reference once, so each is decided by exactly one set. A broken set never replac
 
 from __future__ import annotations
 
+import asyncio
+import concurrent.futures
 import logging
 import ssl
 import threading
@@ -172,6 +174,29 @@ class TLSReloader:
         self.metrics = metrics
         self.last_error: str | None = None
         self._fingerprint = fingerprint([certfile, keyfile])
+        self.loop: asyncio.AbstractEventLoop | None = None  # set once serving: handshakes run there
+
+    def _swap(self) -> None:
+        """Load the pair into the live context on the event loop's thread. load_cert_chain sets
+        the certificate, then the key, without the GIL: from another thread, a handshake running
+        in between presented the new certificate signed with the old key, and the client saw the
+        connection cut (caught by the rotation test)."""
+        loop = self.loop
+        if loop is None or not loop.is_running():
+            self.context.load_cert_chain(self.certfile, self.keyfile)
+            return
+        done: concurrent.futures.Future[None] = concurrent.futures.Future()
+
+        def swap() -> None:
+            try:
+                self.context.load_cert_chain(self.certfile, self.keyfile)
+            except BaseException as e:
+                done.set_exception(e)
+            else:
+                done.set_result(None)
+
+        loop.call_soon_threadsafe(swap)
+        done.result(timeout=30)
 
     def poll(self) -> bool:
         fp = fingerprint([self.certfile, self.keyfile])
@@ -180,8 +205,8 @@ class TLSReloader:
         try:
             scratch = ssl.SSLContext(ssl.PROTOCOL_TLS_SERVER)
             scratch.load_cert_chain(self.certfile, self.keyfile)
-            self.context.load_cert_chain(self.certfile, self.keyfile)
-        except (OSError, ssl.SSLError) as e:
+            self._swap()
+        except (OSError, ssl.SSLError, TimeoutError) as e:
             # Leave the fingerprint: a pair caught mid-write is retried on the next poll.
             self.last_error = f"{type(e).__name__}: {e}"
             self.metrics.reloads.labels("tls", "failure").inc()

@@ -77,8 +77,10 @@ def _tls_context(config: uvicorn.Config) -> ssl.SSLContext:
     return ctx
 
 
-async def _serve_all(servers: Sequence[_Server]) -> None:
+async def _serve_all(servers: Sequence[_Server], tls: TLSReloader | None = None) -> None:
     loop = asyncio.get_running_loop()
+    if tls is not None:
+        tls.loop = loop
 
     def stop(sig: signal.Signals) -> None:
         for s in servers:
@@ -184,7 +186,7 @@ def run_serve(opts: ServeOptions, sink: DecisionSink | None = None) -> int:
         },
     )
     try:
-        _run(_serve_all(servers), opts.loop)
+        _run(_serve_all(servers, state.tls), opts.loop)
     except SystemExit as e:  # uvicorn exits 1 when it cannot bind
         return int(e.code or 1)
     finally:

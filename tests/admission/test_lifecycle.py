@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 import signal
 import socket
+import ssl
+import threading
 import time
 from collections.abc import Callable, Iterator
 from pathlib import Path
@@ -105,6 +107,35 @@ def _serial(s: Server) -> int:
         der = tls.getpeercert(binary_form=True)
     assert der is not None
     return int(x509.load_der_x509_certificate(der).serial_number)
+
+
+def test_no_handshake_fails_while_the_certificate_rotates(small: tuple[Server, Path], ca: CA) -> None:
+    """Handshakes in a tight loop across several rotations: every one completes, with the old or
+    the new certificate (the live context must never hold a new certificate with the old key)."""
+    s, _ = small
+    failures: list[str] = []
+    done = [0]
+    stop = threading.Event()
+
+    def handshakes() -> None:
+        while not stop.is_set():
+            try:
+                _serial(s)
+                done[0] += 1
+            except (ssl.SSLError, OSError) as e:
+                failures.append(repr(e))
+
+    t = threading.Thread(target=handshakes, daemon=True)
+    t.start()
+    try:
+        for serial in range(3000, 3006):
+            write_server_cert(ca, s.cert, s.key, serial)
+            eventually(lambda serial=serial: _serial(s) == serial)  # type: ignore[misc]
+    finally:
+        stop.set()
+        t.join(10)
+    assert not failures, failures[:3]
+    assert done[0] > 0
 
 
 def test_certificate_rotation_while_serving(small: tuple[Server, Path], ca: CA) -> None:
