@@ -14,6 +14,8 @@ import contextlib
 import logging
 import os
 import queue
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Callable, Iterator, Sequence
@@ -111,6 +113,49 @@ def publish(note: str, publishers: Sequence[CheckpointPublisher], metrics: Metri
             p.publish(note)
         except Exception as e:
             log.error("publishing checkpoint to %s failed: %s", p, e)
+
+
+def open_log(store: Store, key: Ed25519PrivateKey, origin: str) -> str:
+    """Create the store's schema and record the log's origin and key where unset; return the
+    log's origin. A log started with another key is said so (its checkpoints name the old one)."""
+    kid = keyid(key.public_key())
+    try:
+        meta = store.init(
+            {"origin": origin, "public_key": public_pem(key.public_key()).decode(), "keyid": kid}
+        )
+    except StoreError as e:
+        raise AuditUnavailable(str(e)) from e
+    if meta.get("keyid") != kid:
+        log.warning(
+            "audit log %s was started with key %s; now signing with %s", store.url, meta.get("keyid"), kid
+        )
+    return meta["origin"]
+
+
+def raw_key(key: Ed25519PrivateKey) -> bytes:
+    """The 32 private bytes, as a writer process receives them (over its socket)."""
+    return key.private_bytes(
+        serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
+    )
+
+
+def spawn(entry: str, fd: int) -> subprocess.Popen[bytes]:
+    """A fresh interpreter (never a fork of a caller that has threads) running `entry`
+    ("module:function") with its end of a socket pair as argv[1]."""
+    module, function = entry.split(":")
+    return subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            # not the caller's working directory first on sys.path (python -c puts it there)
+            "import sys; sys.path = [p for p in sys.path if p not in ('', '.')]; "
+            f"from {module} import {function}; {function}()",
+            str(fd),
+        ],
+        pass_fds=(fd,),
+        stdin=subprocess.DEVNULL,
+        stdout=subprocess.DEVNULL,  # the app's stdout is its own (reports, JSON); errors go to stderr
+    )
 
 
 class MetaMoved(Exception):
@@ -252,20 +297,7 @@ class AuditLog:
         self.batch_max = batch_max
         self.timeout = timeout
         self.metrics = Metrics()
-        try:
-            meta = store.init(
-                {"origin": origin, "public_key": public_pem(key.public_key()).decode(), "keyid": self.kid}
-            )
-        except StoreError as e:
-            raise AuditUnavailable(str(e)) from e
-        self.origin = meta["origin"]
-        if meta.get("keyid") != self.kid:
-            log.warning(
-                "audit log %s was started with key %s; now signing with %s",
-                store.url,
-                meta.get("keyid"),
-                self.kid,
-            )
+        self.origin = open_log(store, key, origin)
         self._committer = _Committer(store, key, self.origin, checkpoint_every, checkpoint_seconds)
         # SimpleQueue (C): no Python-level lock and condition per put/get, which the writer and
         # every waiting caller otherwise contend for under the GIL.
@@ -497,33 +529,16 @@ class _WriterProcess:
 
     def __init__(self, owner: AuditLog) -> None:
         import socket
-        import subprocess
-        import sys
         from multiprocessing.connection import Connection
 
         self.owner = owner
-        # A fresh interpreter (never a fork of a caller that has threads), talking pickled
-        # messages over a socket pair; the key goes over the socket, not the command line.
+        # Pickled messages over a socket pair; the key goes over the socket, not the command line.
         mine, theirs = socket.socketpair()
-        self.proc = subprocess.Popen(
-            [
-                sys.executable,
-                "-c",
-                # not the caller's working directory first on sys.path (python -c puts it there)
-                "import sys; sys.path = [p for p in sys.path if p not in ('', '.')]; "
-                "from charter.audit.log import _writer_entry; _writer_entry()",
-                str(theirs.fileno()),
-            ],
-            pass_fds=(theirs.fileno(),),
-            stdin=subprocess.DEVNULL,
-            stdout=subprocess.DEVNULL,  # the app's stdout is its own (reports, JSON); errors go to stderr
-        )
+        self.proc = spawn("charter.audit.log:_writer_entry", theirs.fileno())
         theirs.close()
         self.conn = Connection(mine.detach())
         c = owner._committer
-        raw = owner.key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
+        raw = raw_key(owner.key)
         self.conn.send(
             (owner.store.url, raw, owner.origin, c.checkpoint_every, c.checkpoint_seconds, owner.batch_max)
         )
@@ -615,7 +630,7 @@ def _writer_entry() -> None:
 
 
 def _writer_main(
-    conn: Any, url: str, raw_key: bytes, origin: str, every: int, seconds: float, batch_max: int
+    conn: Any, url: str, key_bytes: bytes, origin: str, every: int, seconds: float, batch_max: int
 ) -> None:
     """The writer process: sign, insert, commit what the parent built; report each batch in order."""
     from .store import open_store
@@ -626,7 +641,7 @@ def _writer_main(
     except Exception as e:
         conn.send(("err", str(e)))
         return
-    c = _Committer(store, Ed25519PrivateKey.from_private_bytes(raw_key), origin, every, seconds)
+    c = _Committer(store, Ed25519PrivateKey.from_private_bytes(key_bytes), origin, every, seconds)
     conn.send(("ready", None))
     try:
         while True:

@@ -30,12 +30,10 @@ from pathlib import Path
 from typing import Any
 
 from charter.engine.results import Decision
-from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric.ed25519 import Ed25519PrivateKey
 
 from . import spool
-from .crypto import keyid, public_pem
-from .log import DEFAULT_ORIGIN, MetaMoved, Metrics, _Committer, _spec, publish
+from .log import DEFAULT_ORIGIN, MetaMoved, Metrics, _Committer, _spec, open_log, publish, raw_key, spawn
 from .publish import CheckpointPublisher
 from .record import prepared, statement
 from .sink import AuditUnavailable, DecisionContext
@@ -81,20 +79,10 @@ class SpooledLog:
         self.max_lag, self.timeout = max_lag, timeout
         self.checkpoint_every, self.checkpoint_seconds = checkpoint_every, checkpoint_seconds
         self.metrics = Metrics()
-        kid = keyid(key.public_key())
         try:
-            meta = store.init(
-                {"origin": origin, "public_key": public_pem(key.public_key()).decode(), "keyid": kid}
-            )
-        except StoreError as e:
-            raise AuditUnavailable(str(e)) from e
+            self.origin = open_log(store, key, origin)
         finally:
             store.close()  # the applier writes; this process only spools
-        self.origin = meta["origin"]
-        if meta.get("keyid") != kid:
-            log.warning(
-                "audit log %s was started with key %s; now signing with %s", store.url, meta.get("keyid"), kid
-            )
         try:
             self.spool = Spool(spool_dir, segment_bytes)
         except SpoolError as e:
@@ -103,7 +91,7 @@ class SpooledLog:
         self._pending: list[asyncio.Future[str]] = []
         self._progress: list[asyncio.Future[None]] = []  # appends waiting for the applier to catch up
         self._tell_at: asyncio.TimerHandle | None = None
-        self._flush_at: asyncio.AbstractEventLoop | None = None
+        self._flush_due = False  # a flush is scheduled for this loop turn
         self._reader_on: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self.applied = 0  # what the applier reports as committed (not necessarily durable yet)
@@ -150,8 +138,8 @@ class SpooledLog:
             self._fail(str(e))
         fut: asyncio.Future[str] = loop.create_future()
         self._pending.append(fut)
-        if self._flush_at is None:
-            self._flush_at = loop
+        if not self._flush_due:
+            self._flush_due = True
             loop.call_soon(self._flush)
         await fut
         self.metrics.appended += 1
@@ -220,7 +208,7 @@ class SpooledLog:
         raise AuditUnavailable(f"audit spool unavailable: {error}")
 
     def _flush(self) -> None:
-        self._flush_at = None
+        self._flush_due = False
         pending, self._pending = self._pending, []
         try:
             self.spool.sync()
@@ -363,29 +351,15 @@ class _Applier:
         mine, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_SEQPACKET)
         chan = _Channel(mine)
         try:
-            proc = subprocess.Popen(
-                [
-                    sys.executable,
-                    "-c",
-                    "import sys; sys.path = [p for p in sys.path if p not in ('', '.')]; "
-                    "from charter.audit.spooled import _applier_entry; _applier_entry()",
-                    str(theirs.fileno()),
-                ],
-                pass_fds=(theirs.fileno(),),
-                stdin=subprocess.DEVNULL,
-                stdout=subprocess.DEVNULL,
-            )
+            proc = spawn("charter.audit.spooled:_applier_entry", theirs.fileno())
         except OSError:
             chan.close()
             raise
         finally:
             theirs.close()
-        raw = o.key.private_bytes(
-            serialization.Encoding.Raw, serialization.PrivateFormat.Raw, serialization.NoEncryption()
-        )
         # the key goes over the socket, not the command line
         config = [
-            o.store.url, raw.hex(), o.origin, o.checkpoint_every, o.checkpoint_seconds,
+            o.store.url, raw_key(o.key).hex(), o.origin, o.checkpoint_every, o.checkpoint_seconds,
             str(o.spool.dir), o.spool.id, o.spool.segment_bytes,
         ]  # fmt: skip
         try:
@@ -582,7 +556,7 @@ def _lower_priority() -> None:
 def _applier_main(
     conn: _Channel,
     url: str,
-    raw_key: str,
+    key_hex: str,
     origin: str,
     every: int,
     seconds: float,
@@ -600,7 +574,7 @@ def _applier_main(
         conn.send(("err", _bounded(str(e))))
         return
     c = _Committer(
-        store, Ed25519PrivateKey.from_private_bytes(bytes.fromhex(raw_key)), origin, every, seconds
+        store, Ed25519PrivateKey.from_private_bytes(bytes.fromhex(key_hex)), origin, every, seconds
     )
     conn.send(("ready", applied))
     key = position_key(sid)
