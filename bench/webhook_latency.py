@@ -285,25 +285,25 @@ def _settle_all(items: list[tuple[Any, int]]) -> None:
             fut.set_result(idx)
 
 
-def floor_audit_server(argv: list[str], loop: str, http: str, sink: str = "audit") -> None:
-    """`charter serve` as the bench runs it, with FloorSink (or FsyncFloorSink) instead of the audit log."""
+def floor_server(
+    port: int, mport: int, cert: str, key: str, loop: str, http: str, sink: FloorSink | FsyncFloorSink
+) -> None:
+    """`charter serve` as the bench runs it, with a floor sink instead of the audit log."""
     from charter.admission.server import ServeOptions, run_serve
 
-    port, mport, cert, key, db = argv
     opts = ServeOptions(
         policies=[],
         tls_cert=cert,
         tls_key=key,
         cluster="examples/clusters/onprem-sovereign-de.yaml",
         context=["examples/context"],
-        port=int(port),
-        metrics_port=int(mport),
+        port=port,
+        metrics_port=mport,
         namespace_source="file:examples/context/namespaces.yaml",
         loop=loop,
         http=http,
     )
-    floor = FloorSink(db) if sink == "audit" else FsyncFloorSink(db)
-    sys.exit(run_serve(opts, sink=floor))  # type: ignore[arg-type]
+    sys.exit(run_serve(opts, sink=sink))  # type: ignore[arg-type]
 
 
 def free_port() -> int:
@@ -774,13 +774,10 @@ def main() -> int:
     if args.raw_server:
         raw_server(int(args.raw_server[0]), args.raw_server[1], args.raw_server[2])
         return 0
-    if args.floor_audit_server:
-        floor_audit_server([str(args.port), str(args.metrics_port), *args.floor_audit_server], loop, http)
-        return 0
-    if args.floor_fsync_server:
-        floor_audit_server(
-            [str(args.port), str(args.metrics_port), *args.floor_fsync_server], loop, http, sink="fsync"
-        )
+    if args.floor_audit_server or args.floor_fsync_server:
+        cert, key, path = args.floor_audit_server or args.floor_fsync_server
+        sink = FloorSink(path) if args.floor_audit_server else FsyncFloorSink(path)
+        floor_server(args.port, args.metrics_port, cert, key, loop, http, sink)
         return 0
     if args.eval_floor:
         print(json.dumps(eval_floor()))
