@@ -89,23 +89,25 @@ def _fsync(path: Path) -> None:
         os.close(fd)
 
 
+def _entry_at(data: bytes, pos: int) -> bytes | None:
+    """The payload of the whole, intact entry at `pos` (magic, a sane length, its CRC-32), or None."""
+    if len(data) - pos < HEADER_SIZE:
+        return None
+    magic, n, crc = _HEADER.unpack_from(data, pos)
+    body = data[pos + HEADER_SIZE : pos + HEADER_SIZE + n]
+    if magic != MAGIC or n > MAX_ENTRY or len(body) != n or zlib.crc32(body) != crc:
+        return None
+    return body
+
+
 def _valid_end(path: Path) -> int:
     """Offset just past the last whole, intact entry of a segment: a torn tail (a crash between
     write and fdatasync, so never acknowledged) ends the valid part."""
     end = 0
     with open(path, "rb") as f:
         data = f.read()
-    while end + HEADER_SIZE <= len(data):
-        magic, n, crc = _HEADER.unpack_from(data, end)
-        stop = end + HEADER_SIZE + n
-        if (
-            magic != MAGIC
-            or n > MAX_ENTRY
-            or stop > len(data)
-            or zlib.crc32(data[end + HEADER_SIZE : stop]) != crc
-        ):
-            break
-        end = stop
+    while (body := _entry_at(data, end)) is not None:
+        end += HEADER_SIZE + len(body)
     return end
 
 
@@ -294,19 +296,14 @@ def read(directory: str | Path, start: int, stop: int) -> Iterator[tuple[int, by
             ) from e
         pos = 0
         while pos < len(data):
-            if len(data) - pos < HEADER_SIZE:
-                if limit is None and not data[pos:].strip(b"\0"):
-                    break
-                raise SpoolError(f"{path}: truncated entry header at offset {offset + pos}")
-            magic, n, crc = _HEADER.unpack_from(data, pos)
-            if magic == b"\0\0\0\0" and n == 0 and limit is None:
-                break  # the zero-filled rest of an earlier segment
-            body = data[pos + HEADER_SIZE : pos + HEADER_SIZE + n]
-            if magic != MAGIC or n > MAX_ENTRY or len(body) != n or zlib.crc32(body) != crc:
+            body = _entry_at(data, pos)
+            if body is None:
+                if limit is None and not data[pos : pos + HEADER_SIZE].strip(b"\0"):
+                    break  # the zero-filled rest of an earlier segment
                 raise SpoolError(
                     f"{path}: corrupt entry at offset {offset + pos} (bad magic, length or CRC-32)"
                 )
-            pos += HEADER_SIZE + n
+            pos += HEADER_SIZE + len(body)
             yield position(seq, offset + pos), body
         if seq == end_seq:
             return
